@@ -1,0 +1,116 @@
+"""The task interface: everything the orchestrator may call on a training task.
+
+A task is any object with the attributes and methods of `Task` below. Built-in tasks live in
+this package; a user's own task is named as `package.module:object`. The orchestrator owns the
+training loop (optimiser, schedule, unfreezing, AMP, checkpoints, reporting); a task owns its
+data, its model, its loss (`training_step`), its metrics (`evaluate`) and its health signals
+(`probe`). Tasks never import the orchestrator.
+
+Reported keys: the loop prefixes what a task returns, so `training_step` -> `train/<key>`
+(averaged over the epoch), `evaluate(setup, "val")` -> `val/<key>`, `probe` -> `probe/<key>`.
+The target metric is named with its prefix, e.g. `val/mean_r1`.
+
+Probe keys the health guards understand (all optional; report what the task has):
+- `<modality>/offdiag_cosine`: mean off-diagonal cosine similarity of the modality's
+  L2-normalised embeddings on validation data (near 1 = collapsed).
+- `<modality>/dim_std`: mean over dimensions of the per-dimension standard deviation of the
+  L2-normalised embeddings; `<modality>/dim`: the embedding dimension d (healthy ~ 1/sqrt(d)).
+- `<modality>_shuffled/<metric>`: the task's metric (unprefixed name, e.g. `mean_r1`) computed
+  with that modality's inputs shuffled across the batch, to compare with `val/<metric>`.
+- `positive_similarity`, `negative_similarity`: mean cosine of matching and non-matching pairs.
+Evaluation keys the guards understand: `chance/<metric>` (the metric's chance level on this
+split, e.g. 1 / number of images for R@1) and `majority_rate` (beside an `accuracy`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+INF = math.inf
+
+
+class DataError(ValueError):
+    """The dataset on disk is missing, empty or corrupt. The message is one line for a user."""
+
+
+class TrainingConfig(BaseModel):
+    """Hyperparameters the generic trial loop reads; each task's config extends this class.
+
+    Unknown keys are rejected so that a typo in a search space fails before any trial starts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(1e-3, gt=0, description="peak AdamW learning rate")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay")
+    batch_size: int = Field(64, ge=2, description="training batch size")
+    warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up length, in epochs")
+    grad_clip_norm: float = Field(1.0, ge=0, description="max gradient norm; 0 turns clipping off")
+    seed: int = Field(0, description="seed for model init and data order")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    # Progressive unfreezing of the task's pretrained encoders (see orchestrator/unfreezing.py):
+    # before `unfreeze_start_epoch` every unfreezable block is frozen; at that epoch and every
+    # `unfreeze_stage_epochs` after it, `unfreeze_layers_per_stage` more blocks of each encoder
+    # are freed, top (nearest the head) first, for `unfreeze_stages` stages. Freed blocks train at
+    # `learning_rate * unfreeze_lr_scale`. `unfreeze_stages: 0` trains every block from epoch 0.
+    unfreeze_start_epoch: int = Field(0, ge=0)
+    unfreeze_stages: int = Field(0, ge=0)
+    unfreeze_layers_per_stage: int = Field(1, ge=1)
+    unfreeze_stage_epochs: int = Field(1, ge=1)
+    unfreeze_lr_scale: float = Field(1.0, gt=0)
+
+
+@dataclass
+class TrialSetup:
+    """What `Task.build` returns: the pieces of one trial the generic loop drives.
+
+    model: the whole trainable model (its state_dict is what gets checkpointed and exported).
+    train_batches: re-iterable per epoch (e.g. a DataLoader); items are passed to training_step.
+    unfreezable_blocks: per encoder name, its blocks ordered top (nearest the head) first; the
+        loop freezes and frees them by the unfreezing schedule. Parameters of the model that are
+        in no block always train at the base learning rate.
+    device: where the model lives.
+    extras: task-private state (tokeniser, cached validation tensors, ...).
+    """
+
+    model: Any
+    train_batches: Iterable[Any]
+    device: Any
+    unfreezable_blocks: dict[str, list[Any]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """The interface a training task provides (see the module docstring for key names)."""
+
+    name: str
+    metric: str  # target metric with its prefix, e.g. "val/mean_r1"
+    mode: Literal["max", "min"]
+    config_model: type[TrainingConfig]
+    # Reported key (with prefix, fnmatch patterns allowed) -> (lowest, highest) possible value.
+    # A loss declares its floor here (InfoNCE >= 0); probabilities and recalls declare [0, 1].
+    value_bounds: dict[str, tuple[float, float]]
+
+    def make_demo_data(self, root: Path, seed: int = 0) -> None:
+        """Write a small dataset in the task's real on-disk layout, with a learnable signal."""
+
+    def check_data(self, data_dir: Path) -> None:
+        """Cheaply verify the layout under data_dir; raise DataError (one line) if unusable."""
+
+    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+        """Load data from data_dir and build the model for one trial (deterministic in config)."""
+
+    def training_step(self, setup: TrialSetup, batch: Any) -> dict[str, Any]:
+        """Compute the loss on one batch; returns tensors, "loss" (to minimise) plus its parts."""
+
+    def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
+        """The task's real metrics on a split ("val" or "test"), model in eval mode."""
+
+    def probe(self, setup: TrialSetup) -> dict[str, float]:
+        """Health signals on validation data (embedding statistics, shuffled-modality metric)."""
