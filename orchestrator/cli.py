@@ -1,0 +1,153 @@
+"""`orchestrate`: sweep tasks, export winners, write demo data, re-evaluate an export.
+
+User errors print one line (`error: ...`) and exit with code 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+
+from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
+from orchestrator.spaces import SpecError
+from orchestrator.sweep import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, UsageError
+from orchestrator.tracking import TrackingUnavailable
+from tasks.base import DataError
+
+app = typer.Typer(
+    help="Hyperparameter sweeps of multimodal training tasks on Ray Tune, tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+USER_ERRORS = (SpecError, TaskNotFound, DataError, UsageError, TrackingUnavailable)
+
+TRACKING_HELP = "MLflow tracking URI [env MLFLOW_TRACKING_URI, else sqlite:///mlflow.db]"
+
+
+def _tracking_uri(given: Optional[str]) -> str:
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
+    try:
+        body()
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def sweep(
+    task: Optional[list[str]] = typer.Option(
+        None, "--task", help="task name or package.module:object; repeat for several [all built-in]"),
+    trials: int = typer.Option(8, min=1, help="trials per task"),
+    max_epochs: Optional[int] = typer.Option(None, min=1, help="epoch budget per trial [the space's budget.max_epochs]"),
+    space: Optional[Path] = typer.Option(None, help="search-space YAML (one task only) [search_spaces/<task>.yaml]"),
+    data_dir: Optional[Path] = typer.Option(
+        None, help="dataset directory (one task only) [./data/<task>, demo data written on first use]"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    storage: Optional[str] = typer.Option(
+        None, help="where Ray keeps results and checkpoints: a path or s3://, gs:// URI "
+        f"[env ORCHESTRATE_STORAGE, else ./{DEFAULT_STORAGE}]"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. auto [start a local Ray]"),
+    cpus_per_trial: float = typer.Option(1.0, min=0.0, help="CPUs reserved per trial (fractions allowed)"),
+    gpus_per_trial: float = typer.Option(0.0, min=0.0, help="GPUs reserved per trial (fractions pack trials on a GPU)"),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="max trials at once [as many as resources allow]"),
+    seed: int = typer.Option(0, help="seed of the Optuna sampler and the demo data"),
+    name: Optional[str] = typer.Option(None, help="sweep name; reuse it with --resume [sweep-<timestamp>]"),
+    resume: bool = typer.Option(False, help="continue the sweep called --name after an interruption"),
+    max_failures: int = typer.Option(2, min=0, help="retries of a crashing trial from its last checkpoint"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Run a hyperparameter sweep for each task: Optuna samples, ASHA prunes, guards stop, MLflow records."""
+    from orchestrator.commands import run_sweeps
+    from orchestrator.sweep import SweepOptions, default_sweep_name
+
+    if resume and not name:
+        print("error: --resume needs the --name of the sweep to continue", file=sys.stderr)
+        raise typer.Exit(2)
+    options = SweepOptions(
+        name=name or default_sweep_name(), trials=trials, max_epochs=max_epochs,
+        storage=storage or os.environ.get("ORCHESTRATE_STORAGE") or DEFAULT_STORAGE,
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, concurrency=concurrency,
+        seed=seed, resume=resume, max_failures=max_failures,
+    )
+    _run_reporting_errors(debug, lambda: run_sweeps(
+        task or builtin_task_names(), space, data_dir, options, _tracking_uri(tracking_uri),
+        address, console))
+
+
+@app.command()
+def best(
+    task: str = typer.Option(..., "--task", help="task name or package.module:object"),
+    out: Path = typer.Option(..., help="directory to write config.yaml, metrics.json, model.pt, README.md"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Export the best finished trial of a task from MLflow (works after Ray is gone)."""
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator.export import NothingToExport, export_winner
+
+    def body() -> None:
+        loaded = load_task(task_reference(task))
+        try:
+            winner = export_winner(MlflowClient(_tracking_uri(tracking_uri)), loaded, out)
+        except NothingToExport as error:
+            raise UsageError(str(error)) from None
+        console.print(
+            f"exported {loaded.name} winner: {winner.metric} = {winner.value:.4f} "
+            f"(run {winner.run_id}) -> {out}", highlight=False)
+
+    _run_reporting_errors(debug, body)
+
+
+@app.command()
+def data(
+    task: str = typer.Option(..., "--task", help="task name or package.module:object"),
+    out: Path = typer.Option(..., help="directory to write the demo dataset into"),
+    seed: int = typer.Option(0, help="seed of the generated data"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Write a small demo dataset in the task's real on-disk layout."""
+
+    def body() -> None:
+        loaded = load_task(task_reference(task))
+        if out.exists() and any(out.iterdir()):
+            raise UsageError(f"--out {out} is not empty; choose a new directory")
+        loaded.make_demo_data(out, seed=seed)
+        console.print(f"wrote the {loaded.name} demo dataset to {out}", highlight=False)
+
+    _run_reporting_errors(debug, body)
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Option(..., help="a directory written by `orchestrate best`"),
+    split: str = typer.Option("val", help="split to evaluate: val or test"),
+    data_dir: Optional[Path] = typer.Option(None, help="dataset directory [the one in config.yaml]"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Rebuild an exported model, load model.pt and print its metrics on a split as JSON."""
+    from orchestrator.export import evaluate_export
+
+    def body() -> None:
+        if not (model / "model.pt").is_file() or not (model / "config.yaml").is_file():
+            raise UsageError(f"--model {model}: no model.pt and config.yaml; pass an `orchestrate best` output")
+        print(json.dumps(evaluate_export(model, split, data_dir), indent=2, sort_keys=True))
+
+    _run_reporting_errors(debug, body)
+
+
+if __name__ == "__main__":
+    app()

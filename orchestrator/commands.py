@@ -1,0 +1,114 @@
+"""`orchestrate sweep` end to end: validate every task, connect Ray, sweep each task, summarise."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.progress import summary_table
+from orchestrator.sweep import PreparedSweep, SweepOptions, UsageError, check_resources, prepare, run
+
+
+def run_sweeps(
+    task_names: list[str],
+    space: Path | None,
+    data_dir: Path | None,
+    options: SweepOptions,
+    tracking_uri: str,
+    address: str | None,
+    console: Console,
+) -> None:
+    """Sweep the named tasks one after another; all input is checked before Ray starts."""
+    if len(task_names) > 1 and (space or data_dir):
+        raise UsageError("--space and --data-dir apply to one task; pass a single --task with them")
+    if not task_names:
+        raise UsageError("no task to sweep: pass --task NAME")
+    prepared = [prepare(name, space, data_dir, options) for name in task_names]
+    _check_no_earlier_sweep(prepared, options)
+    _connect_ray(address, prepared, options)
+
+    summaries = []
+    failed_logging: list[str] = []
+    for one in prepared:
+        console.print(
+            f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
+            f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_dir}",
+            highlight=False, markup=False,
+        )
+        ledger, tracker = run(one, options, tracking_uri, console)
+        failed_logging += tracker.failed_calls
+        counts = ledger.counts()
+        winner = ledger.best()
+        summaries.append({
+            "task": one.task.name,
+            "trials": len(ledger.trials),
+            **counts,
+            "stopped": _stopped_text(ledger),
+            "best": "n/a" if winner is None else f"{winner.best_metric:.4f} ({winner.trial_id})",
+            "best_config": "" if winner is None else ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in winner.config.items() if k not in one.spec.fixed),
+        })
+    console.print(summary_table(summaries))
+    console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
+                  highlight=False)
+    if failed_logging:
+        console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")
+        for line in failed_logging:
+            console.print(f"  {line}", highlight=False, markup=False)
+
+
+def _stopped_text(ledger) -> str:
+    """'3 (2 chance_level, 1 plateau)': how many trials each guard stopped."""
+    guards: dict[str, int] = {}
+    for outcome in ledger.trials.values():
+        if outcome.status == "stopped":
+            guards[outcome.guard or "?"] = guards.get(outcome.guard or "?", 0) + 1
+    total = sum(guards.values())
+    if not total:
+        return "0"
+    return f"{total} (" + ", ".join(f"{n} {guard}" for guard, n in sorted(guards.items())) + ")"
+
+
+def _check_no_earlier_sweep(prepared: list[PreparedSweep], options: SweepOptions) -> None:
+    if options.resume or "://" in options.storage:
+        return
+    for one in prepared:
+        if Path(one.experiment_dir(options)).exists():
+            raise UsageError(
+                f"sweep {options.name!r} of task {one.task.name} already exists in {options.storage}; "
+                "pass --resume to continue it or choose another --name"
+            )
+
+
+def _connect_ray(address: str | None, prepared: list[PreparedSweep], options: SweepOptions) -> None:
+    import optuna
+    import ray
+
+    # Workers import plug-in tasks (`module:object`) from the directory the user runs in.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Our own progress table replaces Tune's console output.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False if address is None else None,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(
+            f"cannot connect to the Ray cluster at --address {address!r} ({first}); "
+            "check the address, or leave --address out to start a local Ray"
+        ) from None
+    if address is None:  # an autoscaling cluster may still add larger nodes
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        check_resources(options, nodes)

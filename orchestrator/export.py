@@ -1,0 +1,160 @@
+"""Picks a task's winning trial from MLflow and exports it; re-evaluates an export.
+
+Works from the tracking store alone, after Ray and the sweep's result directory are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+from orchestrator.tracking import (
+    CONFIG_ARTIFACT, MODEL_ARTIFACT_DIR, PARENT, ROLE, STATUS, best_metric_key,
+)
+from orchestrator.training import MODEL_FILE, RESULT_FILE
+from tasks.base import Task
+
+EXPORTABLE_STATUSES = ("completed", "pruned", "stopped")
+
+
+class NothingToExport(LookupError):
+    """The task has no finished trial with weights; the message is one line for a user."""
+
+
+@dataclass(frozen=True)
+class Winner:
+    run_id: str
+    sweep_run_id: str
+    metric: str
+    mode: str
+    value: float
+
+
+def find_winner(client: MlflowClient, task: Task) -> Winner:
+    """The best finished trial of the task across its sweeps, by its best target metric.
+
+    Trials stopped by a failure guard are never winners; a plateau stop is a converged trial.
+    """
+    experiment = client.get_experiment_by_name(task.name)
+    if experiment is None:
+        raise NothingToExport(
+            f"no MLflow experiment {task.name!r} at {client.tracking_uri}; "
+            f"run `orchestrate sweep --task {task.name}` first or pass --tracking-uri"
+        )
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'trial'", max_results=50000
+    )
+    sweeps = {
+        run.info.run_id: run for run in client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'sweep'", max_results=50000
+        )
+    }
+    candidates: list[Winner] = []
+    for run in runs:
+        sweep = sweeps.get(run.data.tags.get(PARENT, ""))
+        if sweep is None or run.data.tags.get(STATUS) not in EXPORTABLE_STATUSES:
+            continue
+        if run.data.tags.get(STATUS) == "stopped" and run.data.tags.get("orchestrate.guard") != "plateau":
+            continue
+        metric, mode = sweep.data.params.get("metric", task.metric), sweep.data.params.get("mode", task.mode)
+        value = run.data.metrics.get(best_metric_key(metric))
+        if value is not None:
+            candidates.append(Winner(run.info.run_id, sweep.info.run_id, metric, mode, value))
+    if not candidates:
+        raise NothingToExport(
+            f"task {task.name!r} has no finished trial with saved weights in {client.tracking_uri}; "
+            f"run `orchestrate sweep --task {task.name}` first"
+        )
+    newest_mode = candidates[0].mode
+    pick = max if newest_mode == "max" else min
+    return pick(candidates, key=lambda winner: winner.value)
+
+
+def export_winner(client: MlflowClient, task: Task, out_dir: Path) -> Winner:
+    """Write config.yaml, metrics.json, model.pt and a model card README.md into out_dir."""
+    winner = find_winner(client, task)
+    with tempfile.TemporaryDirectory() as staging_root:
+        staging = Path(staging_root)
+        client.download_artifacts(winner.run_id, CONFIG_ARTIFACT, str(staging))
+        model_dir = Path(client.download_artifacts(winner.run_id, MODEL_ARTIFACT_DIR, str(staging)))
+        history = json.loads((model_dir / RESULT_FILE).read_text())["history"]
+        # The model artifact is logged exactly when the metric improves, with the history so far.
+        best_epoch = len(history)
+        run = client.get_run(winner.run_id)
+        metrics = {
+            "task": task.name, "run_id": winner.run_id, "sweep_run_id": winner.sweep_run_id,
+            "metric": winner.metric, "mode": winner.mode, "value": winner.value,
+            "epoch": best_epoch, "status": run.data.tags.get(STATUS),
+            "metrics_at_epoch": history[best_epoch - 1],
+        }
+        config = yaml.safe_load((staging / CONFIG_ARTIFACT).read_text())
+        files = {
+            "config.yaml": (staging / CONFIG_ARTIFACT).read_text(),
+            "metrics.json": json.dumps(metrics, indent=2, default=str),
+            "README.md": _model_card(task, winner, config, metrics, run.info.run_name),
+        }
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_dir / MODEL_FILE, out_dir / "model.pt")
+        for name, text in files.items():
+            (out_dir / name).write_text(text)
+    return winner
+
+
+def _model_card(task: Task, winner: Winner, config: dict, metrics: dict, run_name: str) -> str:
+    params = "\n".join(f"| `{key}` | `{value}` |" for key, value in sorted(config["config"].items()))
+    at_epoch = metrics["metrics_at_epoch"]
+    val_rows = "\n".join(
+        f"| `{key}` | {value:.4f} |" for key, value in sorted(at_epoch.items())
+        if key.startswith("val/") and isinstance(value, (int, float))
+    )
+    return f"""# Model card: {task.name}
+
+Winner of the `{task.name}` sweeps, exported by `orchestrate best`.
+
+- Target metric: `{winner.metric}` ({winner.mode}) = **{winner.value:.4f}** at epoch {metrics['epoch']}
+- MLflow run: `{winner.run_id}` (`{run_name}`), sweep run `{winner.sweep_run_id}`
+- Trial status: {metrics['status']}
+- Data: `{config['data_dir']}`
+- Task: `{config['task']}`; epoch budget {config['max_epochs']}
+
+## Files
+- `model.pt`: the model's state_dict (`torch.load(path, weights_only=True)`)
+- `config.yaml`: the full config to rebuild and retrain the model
+- `metrics.json`: every metric reported at the exported epoch
+
+Re-evaluate: `orchestrate evaluate --model <this directory> --split val`
+
+## Validation metrics at the exported epoch
+| metric | value |
+|---|---|
+{val_rows}
+
+## Hyperparameters
+| parameter | value |
+|---|---|
+{params}
+"""
+
+
+def evaluate_export(model_dir: Path, split: str, data_dir: Path | None = None) -> dict[str, float]:
+    """Rebuild an exported model from its config.yaml, load model.pt, evaluate it on a split."""
+    import torch
+
+    from orchestrator.registry import load_task
+    from orchestrator.training import training_device
+
+    exported = yaml.safe_load((model_dir / "config.yaml").read_text())
+    task = load_task(exported["task"])
+    config = task.config_model.model_validate(exported["config"])
+    setup = task.build(config, Path(data_dir or exported["data_dir"]), training_device())
+    state = torch.load(model_dir / "model.pt", map_location=setup.device, weights_only=True)
+    setup.model.load_state_dict(state)
+    setup.model.eval()
+    return task.evaluate(setup, split)

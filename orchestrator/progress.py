@@ -1,0 +1,109 @@
+"""What the terminal shows: a live table of trials while a sweep runs, a summary at the end.
+
+On a terminal the table redraws in place; in a log (CI, a pipe) each reported epoch and each
+trial end is one line, so long sweeps still show progress.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray import tune
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from orchestrator.outcomes import OutcomeLedger, TrialOutcome
+
+REFRESH_SECONDS = 1.0
+
+
+def _value(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _config_text(config: dict[str, Any], limit: int = 4) -> str:
+    shown = list(config.items())[:limit]
+    text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
+    return text + (", ..." if len(config) > limit else "")
+
+
+def trials_table(task_name: str, ledger: OutcomeLedger) -> Table:
+    table = Table(title=f"{task_name}: {ledger.metric} ({ledger.mode})", title_justify="left")
+    for column in ("trial", "status", "epoch", "last", "best", "reason / params"):
+        table.add_column(column, overflow="fold")
+    for outcome in ledger.trials.values():
+        detail = outcome.reason if outcome.status != "running" else _config_text(outcome.config)
+        table.add_row(
+            outcome.trial_id, outcome.status, f"{outcome.epochs}/{ledger.max_epochs}",
+            _value(outcome.last_metric), _value(outcome.best_metric), detail,
+        )
+    return table
+
+
+class ProgressDisplay(tune.Callback):
+    """Shows the sweep's progress from the ledger. Place it after the LedgerCallback."""
+
+    def __init__(self, task_name: str, ledger: OutcomeLedger, console: Console):
+        self.task_name, self.ledger, self.console = task_name, ledger, console
+        self.live: Live | None = None
+        self.last_draw = 0.0
+
+    # Tune pickles its callbacks with the experiment state; consoles and live displays hold
+    # locks and belong to this process anyway.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"task_name": self.task_name, "ledger": self.ledger}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["task_name"], state["ledger"], Console())
+
+    def setup(self, **info):
+        if self.console.is_terminal:
+            self.live = Live(console=self.console, auto_refresh=False, transient=False)
+            self.live.start()
+
+    def on_step_end(self, iteration, trials, **info):
+        if self.live is not None and time.monotonic() - self.last_draw > REFRESH_SECONDS:
+            self.live.update(trials_table(self.task_name, self.ledger), refresh=True)
+            self.last_draw = time.monotonic()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.live is None:
+            outcome = self.ledger.trials[trial.trial_id]
+            self.console.print(
+                f"[{self.task_name}] trial {trial.trial_id} epoch {outcome.epochs}/"
+                f"{self.ledger.max_epochs}: {self.ledger.metric}={_value(outcome.last_metric)} "
+                f"(best {_value(outcome.best_metric)})",
+                highlight=False, markup=False,
+            )
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._print_end(self.ledger.trials.get(trial.trial_id))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._print_end(self.ledger.trials.get(trial.trial_id))
+
+    def on_experiment_end(self, trials, **info):
+        if self.live is not None:
+            self.live.update(trials_table(self.task_name, self.ledger), refresh=True)
+            self.live.stop()
+            self.live = None
+
+    def _print_end(self, outcome: TrialOutcome | None) -> None:
+        if self.live is None and outcome is not None:
+            self.console.print(
+                f"[{self.task_name}] trial {outcome.trial_id} {outcome.status}: {outcome.reason}",
+                highlight=False, markup=False,
+            )
+
+
+def summary_table(summaries: list[dict[str, Any]]) -> Table:
+    """One row per task: trials run, how they ended, the best metric and its config."""
+    table = Table(title="Sweep summary", title_justify="left")
+    for column in ("task", "trials", "completed", "pruned", "stopped", "failed", "best", "best config"):
+        table.add_column(column, overflow="fold")
+    for row in summaries:
+        table.add_row(*(str(row[key]) for key in (
+            "task", "trials", "completed", "pruned", "stopped", "failed", "best", "best_config")))
+    return table

@@ -1,0 +1,230 @@
+"""Builds and runs one task's Ray Tune experiment: OptunaSearch + ASHA + health stopper + MLflow.
+
+`prepare` checks everything a user can get wrong (task, search space, data) before Ray starts;
+`run` executes the prepared sweep on an already-connected Ray and returns its ledger.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.samplers import TPESampler
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+from rich.console import Console
+
+from orchestrator.callbacks import LedgerCallback
+from orchestrator.outcomes import OutcomeLedger
+from orchestrator.progress import ProgressDisplay
+from orchestrator.registry import default_space_path, load_task, task_reference
+from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
+from orchestrator.tracking import MlflowTracker, open_experiment
+from orchestrator.trainable import TrialPlan, run_trial
+from tasks.base import Task
+
+DEFAULT_STORAGE = "ray_results"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+CHECKPOINTS_KEPT = 2
+
+
+class UsageError(ValueError):
+    """Bad input from the user; the message is one line saying what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The `orchestrate sweep` flags that apply to every task of the sweep."""
+
+    name: str
+    trials: int = 8
+    max_epochs: int | None = None
+    storage: str = DEFAULT_STORAGE
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    concurrency: int | None = None
+    seed: int = 0
+    resume: bool = False
+    max_failures: int = 2
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    """One task's sweep, validated and ready to hand to Ray."""
+
+    task: Task
+    task_reference: str
+    spec: SearchSpaceSpec
+    space_path: Path
+    data_dir: Path
+    make_demo_data: bool
+    max_epochs: int
+
+    def experiment_dir(self, options: SweepOptions) -> str:
+        return storage_uri(options.storage) + f"/{options.name}/{self.task.name}"
+
+
+def default_sweep_name() -> str:
+    return "sweep-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def storage_uri(storage: str) -> str:
+    """An object-store URI as given; a local path made absolute (trials run in other directories)."""
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def prepare(
+    task_name: str, space: Path | None, data_dir: Path | None, options: SweepOptions
+) -> PreparedSweep:
+    """Resolve the task, validate its search space and its data; nothing is written here."""
+    reference = task_reference(task_name)
+    task = load_task(reference)
+    space_path = space or default_space_path(task)
+    spec = load_spec(space_path)
+    check_against_task(spec, task.config_model, space_path)
+    if spec.task is not None and spec.task != task.name:
+        raise UsageError(f"{space_path}: is the search space of task {spec.task!r}, not {task.name!r}")
+    max_epochs = options.max_epochs or spec.budget.max_epochs
+    if max_epochs < spec.budget.grace_period:
+        raise UsageError(
+            f"--max-epochs {max_epochs} is shorter than the grace period "
+            f"{spec.budget.grace_period} of {space_path}; raise --max-epochs"
+        )
+
+    make_demo = False
+    if data_dir is None:
+        data_dir = Path("data") / task.name
+        make_demo = not data_dir.exists()
+    elif not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir}: no such directory; give the dataset's directory")
+    elif not any(data_dir.iterdir()):
+        raise UsageError(
+            f"--data-dir {data_dir}: the directory is empty; put the dataset there or write a demo "
+            f"one with: orchestrate data --task {task.name} --out {data_dir}"
+        )
+    if not make_demo:
+        task.check_data(data_dir)
+    return PreparedSweep(task, reference, spec, space_path, data_dir.resolve(), make_demo, max_epochs)
+
+
+def check_resources(options: SweepOptions, node_resources: list[dict[str, float]]) -> None:
+    """Refuse per-trial resources that no node of the cluster can ever satisfy."""
+    for kind, wanted in (("CPU", options.cpus_per_trial), ("GPU", options.gpus_per_trial)):
+        largest = max((node.get(kind, 0.0) for node in node_resources), default=0.0)
+        if wanted > largest:
+            flag = "--cpus-per-trial" if kind == "CPU" else "--gpus-per-trial"
+            raise UsageError(
+                f"{flag} {wanted:g} is more than any node has (largest node: {largest:g} {kind}); "
+                f"lower {flag} or add larger nodes"
+            )
+
+
+def run(
+    prepared: PreparedSweep, options: SweepOptions, tracking_uri: str, console: Console
+) -> tuple[OutcomeLedger, MlflowTracker]:
+    """Run one task's sweep to the end and return its ledger and its tracker."""
+    from mlflow.tracking import MlflowClient
+
+    task, spec = prepared.task, prepared.spec
+    metric, mode = spec.metric, spec.mode
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = open_experiment(client, task.name)
+    if prepared.make_demo_data:
+        console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
+                      highlight=False, markup=False)
+        task.make_demo_data(prepared.data_dir, seed=options.seed)
+
+    ledger = OutcomeLedger(metric, mode, prepared.max_epochs)
+    tracker = MlflowTracker(
+        client, experiment_id, options.name, task.name, ledger,
+        sweep_params={
+            "task": task.name, "task_reference": prepared.task_reference, "metric": metric,
+            "mode": mode, "trials": options.trials, "max_epochs": prepared.max_epochs,
+            "grace_period": spec.budget.grace_period,
+            "reduction_factor": spec.budget.reduction_factor, "seed": options.seed,
+            "search_space": str(prepared.space_path), "data_dir": str(prepared.data_dir),
+        },
+        full_config=lambda config: {
+            "task": prepared.task_reference, "data_dir": str(prepared.data_dir),
+            "max_epochs": prepared.max_epochs,
+            "config": task.config_model.model_validate(config).model_dump(),
+        },
+    )
+    tracker.start_sweep()
+
+    plan = TrialPlan(
+        task_reference=prepared.task_reference, data_dir=str(prepared.data_dir),
+        max_epochs=prepared.max_epochs, metric=metric, mode=mode, health=spec.health,
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, plan=plan),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+    )
+    callbacks = [LedgerCallback(ledger), tracker, ProgressDisplay(task.name, ledger, console)]
+    experiment_dir = prepared.experiment_dir(options)
+    if options.resume and tune.Tuner.can_restore(experiment_dir):
+        tuner = tune.Tuner.restore(
+            experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=metric, mode=mode, num_samples=options.trials,
+                search_alg=_searcher(spec, options), scheduler=_scheduler(spec, prepared.max_epochs),
+                trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=task.name,
+                storage_path=storage_uri(options.storage) + f"/{options.name}",
+                stop=_stopped_by_health_guard,
+                callbacks=callbacks,
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=CHECKPOINTS_KEPT,
+                    checkpoint_score_attribute=metric,
+                    checkpoint_score_order=mode,
+                ),
+                failure_config=tune.FailureConfig(max_failures=options.max_failures),
+                verbose=0,
+            ),
+        )
+    try:
+        tuner.fit()
+    finally:
+        tracker.end_sweep()
+    return ledger, tracker
+
+
+def _searcher(spec: SearchSpaceSpec, options: SweepOptions) -> Any:
+    sampler = TPESampler(
+        seed=options.seed,
+        multivariate=True,
+        constant_liar=True,  # parallel trials do not all sample the same point
+        n_startup_trials=min(10, max(2, options.trials // 2)),
+    )
+    searcher = OptunaSearch(space=OptunaSpace(spec), metric=spec.metric, mode=spec.mode, sampler=sampler)
+    if options.concurrency:
+        return ConcurrencyLimiter(searcher, max_concurrent=options.concurrency)
+    return searcher
+
+
+def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max_epochs,
+        grace_period=spec.budget.grace_period,
+        reduction_factor=spec.budget.reduction_factor,
+    )
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _stopped_by_health_guard(trial_id: str, result: dict[str, Any]) -> bool:
+    """Tune stopper: a health verdict in a result ends its trial at once (ASHA ignores NaN)."""
+    return bool(result.get("health/guard"))

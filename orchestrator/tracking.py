@@ -1,0 +1,242 @@
+"""MLflow: one experiment per task, a parent run per sweep, a nested child run per trial.
+
+All MLflow calls happen on the driver, in a Tune callback: trials on other nodes need no route
+to the tracking store, a sqlite store sees one writer, and the driver knows how each trial ended.
+A child run is found again by its trial id, so a retried or resumed trial reuses its run.
+A failing tracking store never stops the sweep: the calls that failed are counted and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from orchestrator.outcomes import OutcomeLedger, is_better
+from orchestrator.training import MODEL_FILE, RESULT_FILE
+
+ROLE, STATUS, REASON, GUARD = "orchestrate.role", "orchestrate.status", "orchestrate.reason", "orchestrate.guard"
+SWEEP, TASK, TRIAL_ID = "orchestrate.sweep", "orchestrate.task", "orchestrate.trial_id"
+PARENT = "mlflow.parentRunId"
+MODEL_ARTIFACT_DIR = "model"
+CONFIG_ARTIFACT = "config.yaml"
+REPORTED_PREFIXES = ("train/", "val/", "probe/")
+
+
+def best_metric_key(metric: str) -> str:
+    """The metric under which a trial's best value (the one its exported weights reach) is kept."""
+    return f"best/{metric}"
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached at start; the message is one line for a user."""
+
+
+def open_experiment(client: MlflowClient, task_name: str) -> str:
+    """Get or create the task's experiment; raises TrackingUnavailable when the store is down."""
+    try:
+        experiment = client.get_experiment_by_name(task_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        experiment_id = client.create_experiment(task_name)
+        # MLflow 3's UI lands on a GenAI overview unless told this is model training.
+        client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+        return experiment_id
+    except Exception as error:  # noqa: BLE001 - any store failure means the same to the user
+        raise TrackingUnavailable(
+            f"cannot reach the MLflow tracking store {client.tracking_uri!r} "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            "check --tracking-uri"
+        ) from None
+
+
+class MlflowTracker(tune.Callback):
+    """Mirrors a task's sweep into MLflow as it runs. Place it after the LedgerCallback."""
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        sweep_name: str,
+        task_name: str,
+        ledger: OutcomeLedger,
+        sweep_params: dict[str, Any],
+        full_config: Callable[[dict[str, Any]], dict[str, Any]],
+    ):
+        self.client = client
+        self.experiment_id = experiment_id
+        self.sweep_name = sweep_name
+        self.task_name = task_name
+        self.ledger = ledger
+        self.sweep_params = sweep_params
+        self.full_config = full_config
+        self.parent_run_id: str | None = None
+        self.trial_runs: dict[str, str] = {}
+        self.failed_calls: list[str] = []
+
+    # Tune pickles its callbacks with the experiment state; a client holds locks, so it is
+    # left out and rebuilt from its URI.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["client"] = self.client.tracking_uri
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(tracking_uri=state["client"])
+
+    # -- the parent run -------------------------------------------------------------------
+    def start_sweep(self) -> str:
+        """Create (or, on resume, find) the sweep's parent run. Call before Tune starts."""
+        existing = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{SWEEP}` = '{self.sweep_name}' and tags.`{ROLE}` = 'sweep'",
+            max_results=1,
+        )
+        if existing:
+            self.parent_run_id = existing[0].info.run_id
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=self.sweep_name,
+                tags={ROLE: "sweep", SWEEP: self.sweep_name, TASK: self.task_name},
+            )
+            self.parent_run_id = run.info.run_id
+            self.client.log_batch(
+                self.parent_run_id,
+                params=[Param(key, str(value)[:6000]) for key, value in self.sweep_params.items()],
+            )
+        return self.parent_run_id
+
+    def end_sweep(self) -> None:
+        counts = self.ledger.counts()
+        best = self.ledger.best()
+
+        def log() -> None:
+            metrics = [Metric(f"trials/{status}", count, _now(), 0) for status, count in counts.items()]
+            if best is not None:
+                metrics.append(Metric(best_metric_key(self.ledger.metric), best.best_metric, _now(), 0))
+                self.client.set_tag(self.parent_run_id, "orchestrate.best_trial", best.trial_id)
+            self.client.log_batch(self.parent_run_id, metrics=metrics)
+            self.client.set_terminated(self.parent_run_id, "FINISHED")
+
+        self._safely("end the sweep run", log)
+
+    # -- Tune hooks -----------------------------------------------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._safely(f"start the run of trial {trial.trial_id}", lambda: self._trial_run(trial))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        step = int(result.get("training_iteration", 0))
+        metrics = [
+            Metric(key, float(value), _now(), step)
+            for key, value in result.items()
+            if key.startswith(REPORTED_PREFIXES) and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+        ]
+        self._safely(
+            f"log epoch {step} of trial {trial.trial_id}",
+            lambda: self.client.log_batch(self._trial_run(trial), metrics=metrics),
+        )
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self._safely(
+            f"log the checkpoint of trial {trial.trial_id}",
+            lambda: self._log_if_best(trial, checkpoint),
+        )
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FINISHED"))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FAILED"))
+
+    # -- helpers --------------------------------------------------------------------------
+    def _trial_run(self, trial) -> str:
+        if trial.trial_id in self.trial_runs:
+            return self.trial_runs[trial.trial_id]
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TRIAL_ID}` = '{trial.trial_id}' and tags.`{PARENT}` = '{self.parent_run_id}'",
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            run_id = self._create_trial_run(trial)
+        self.trial_runs[trial.trial_id] = run_id
+        return run_id
+
+    def _create_trial_run(self, trial) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"{self.sweep_name}-{trial.trial_id}",
+            tags={
+                ROLE: "trial", PARENT: self.parent_run_id, SWEEP: self.sweep_name,
+                TASK: self.task_name, TRIAL_ID: trial.trial_id, STATUS: "running",
+            },
+        )
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in trial.config.items()])
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / CONFIG_ARTIFACT
+            path.write_text(yaml.safe_dump(self.full_config(trial.config), sort_keys=True))
+            self.client.log_artifact(run_id, str(path))
+        return run_id
+
+    def _log_if_best(self, trial, checkpoint) -> None:
+        run_id = self._trial_run(trial)
+        with checkpoint.as_directory() as directory:
+            history = json.loads((Path(directory) / RESULT_FILE).read_text())["history"]
+            value = history[-1].get(self.ledger.metric)
+            previous = [h.get(self.ledger.metric) for h in history[:-1]]
+            best_before = None
+            for earlier in previous:
+                if isinstance(earlier, (int, float)) and is_better(earlier, best_before, self.ledger.mode):
+                    best_before = earlier
+            if not isinstance(value, (int, float)) or not is_better(value, best_before, self.ledger.mode):
+                return
+            self.client.log_artifact(run_id, str(Path(directory) / MODEL_FILE), MODEL_ARTIFACT_DIR)
+            self.client.log_artifact(run_id, str(Path(directory) / RESULT_FILE), MODEL_ARTIFACT_DIR)
+        epoch = len(history)
+        self.client.log_batch(
+            run_id,
+            metrics=[
+                Metric(best_metric_key(self.ledger.metric), float(value), _now(), epoch),
+                Metric("best/epoch", epoch, _now(), epoch),
+            ],
+        )
+
+    def _close(self, trial, mlflow_status: str) -> None:
+        run_id = self._trial_run(trial)
+        outcome = self.ledger.outcome(trial.trial_id, trial.config)
+        tags = [RunTag(STATUS, outcome.status), RunTag(REASON, outcome.reason[:5000])]
+        if outcome.guard:
+            tags.append(RunTag(GUARD, outcome.guard))
+            last = trial.last_result or {}
+            verdict = {key: last[key] for key in last if key.startswith("health/")}
+            with tempfile.TemporaryDirectory() as directory:
+                path = Path(directory) / "health_verdict.json"
+                path.write_text(json.dumps(verdict, indent=2, default=str))
+                self.client.log_artifact(run_id, str(path))
+        self.client.log_batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, mlflow_status)
+
+    def _safely(self, what: str, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 - tracking must never stop the sweep
+            self.failed_calls.append(f"could not {what}: {type(error).__name__}: {error}")
+
+
+def _now() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,151 @@
+"""The mechanics under the trial loop: optimiser, learning-rate schedule, one epoch, checkpoints.
+
+Shared by every task, so no task writes its own training loop: a task only computes the loss of
+a batch (`Task.training_step`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from orchestrator.unfreezing import param_groups
+from tasks.base import Task, TrainingConfig, TrialSetup
+
+MODEL_FILE = "model.pt"
+TRAINER_STATE_FILE = "trainer_state.pt"
+RESULT_FILE = "result.json"
+
+
+def training_device() -> torch.device:
+    """CUDA when this process can really use a GPU, else CPU.
+
+    Ray may assign a logical GPU on a machine without one; `is_available` is the truth.
+    """
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def build_optimizer(
+    setup: TrialSetup, config: TrainingConfig, max_epochs: int, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the heads and encoder blocks, with linear warm-up then cosine decay to zero.
+
+    The schedule spans the whole budget (`max_epochs`), so a trial pruned early by ASHA saw the
+    same learning rates up to its stop as one that runs to the end.
+    """
+    optimizer = torch.optim.AdamW(
+        param_groups(setup.model, setup.unfreezable_blocks, config),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    total_steps = max(1, max_epochs * steps_per_epoch)
+    warmup_steps = min(total_steps - 1, round(config.warmup_epochs * steps_per_epoch))
+
+    def lr_factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+
+class MixedPrecision:
+    """bf16 autocast on GPUs that have it, fp16 with a gradient scaler on older ones, off on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.enabled = device.type == "cuda"
+        self.dtype = (
+            torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.dtype)
+
+
+def train_one_epoch(
+    task: Task,
+    setup: TrialSetup,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler,
+    precision: MixedPrecision,
+    grad_clip_norm: float,
+) -> dict[str, float]:
+    """One pass over the training batches; returns each loss term averaged over the epoch."""
+    totals: dict[str, float] = {}
+    batches = 0
+    for batch in setup.train_batches:
+        optimizer.zero_grad(set_to_none=True)
+        with precision.autocast():
+            losses = task.training_step(setup, batch)
+        precision.scaler.scale(losses["loss"]).backward()
+        if grad_clip_norm > 0:
+            precision.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(setup.model.parameters(), grad_clip_norm)
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+        lr_schedule.step()
+        for key, value in losses.items():
+            totals[key] = totals.get(key, 0.0) + float(value.detach())
+        batches += 1
+    if batches == 0:
+        raise ValueError("the training split produced no batch; lower batch_size or add data")
+    return {key: total / batches for key, total in totals.items()}
+
+
+def save_checkpoint(
+    directory: Path,
+    setup: TrialSetup,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler,
+    precision: MixedPrecision,
+    history: list[dict[str, Any]],
+) -> None:
+    """Write the model weights (loadable with weights_only=True), trainer state and the result."""
+    torch.save(setup.model.state_dict(), directory / MODEL_FILE)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "lr_schedule": lr_schedule.state_dict(),
+            "grad_scaler": precision.scaler.state_dict(),
+        },
+        directory / TRAINER_STATE_FILE,
+    )
+    (directory / RESULT_FILE).write_text(json.dumps({"history": history}, default=float))
+
+
+def load_checkpoint(
+    directory: Path,
+    setup: TrialSetup,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler,
+    precision: MixedPrecision,
+) -> list[dict[str, Any]]:
+    """Restore a trial from its checkpoint; returns the reported history so far."""
+    setup.model.load_state_dict(
+        torch.load(directory / MODEL_FILE, map_location=setup.device, weights_only=True)
+    )
+    state = torch.load(directory / TRAINER_STATE_FILE, map_location=setup.device, weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    lr_schedule.load_state_dict(state["lr_schedule"])
+    precision.scaler.load_state_dict(state["grad_scaler"])
+    return json.loads((directory / RESULT_FILE).read_text())["history"]
+
+
+def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}/{key}": float(value) for key, value in values.items()}

@@ -1,0 +1,234 @@
+"""The retrieval task end to end on small real data: layout errors, build, train, evaluate, probe."""
+
+from __future__ import annotations
+
+import csv
+import math
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tasks.base import DataError, Task
+from tasks.retrieval import RetrievalConfig, task
+from tasks.retrieval import data as flickr
+
+SMALL_CONFIG = dict(batch_size=32, embed_dim=16, text_vocab_size=200)
+
+
+def write_tiny_flickr(root: Path, images_per_split: int = 2) -> dict[str, list[str]]:
+    """A minimal Flickr8k layout (Kaggle captions.txt); returns image name -> captions."""
+    (root / flickr.IMAGES_DIR).mkdir(parents=True)
+    captions: dict[str, list[str]] = {}
+    for split_number, (split, split_file) in enumerate(flickr.SPLIT_FILES.items()):
+        names = []
+        for index in range(images_per_split):
+            name = f"{split_number}{index}_photo.jpg"
+            Image.new("RGB", (40, 30), (10 * index, 50, 200)).save(root / flickr.IMAGES_DIR / name)
+            captions[name] = [f"a photo, number {index}, caption {k} of {split}" for k in range(5)]
+            names.append(name)
+        (root / split_file).write_text("\n".join(names) + "\n")
+    write_kaggle_captions(root / flickr.KAGGLE_CAPTIONS_FILE, captions)
+    return captions
+
+
+def write_kaggle_captions(path: Path, captions: dict[str, list[str]]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["image", "caption"])
+        writer.writerows((name, caption) for name, texts in captions.items() for caption in texts)
+
+
+def write_token_captions(path: Path, captions: dict[str, list[str]]) -> None:
+    path.write_text("".join(f"{name}#{k}\t{caption}\n" for name, texts in captions.items() for k, caption in enumerate(texts)))
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("retrieval_demo")
+    task.make_demo_data(root, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_setup(demo_dir):
+    return task.build(RetrievalConfig(**SMALL_CONFIG), demo_dir, torch.device("cpu"))
+
+
+def assert_within_bounds(prefix: str, values: dict[str, float]) -> None:
+    for key, value in values.items():
+        full_key = f"{prefix}/{key}"
+        bounds = [task.value_bounds[pattern] for pattern in task.value_bounds if fnmatch(full_key, pattern)]
+        assert bounds, f"{full_key} has no declared bounds"
+        assert math.isfinite(value), full_key
+        assert all(low <= value <= high for low, high in bounds), (full_key, value, bounds)
+
+
+# --- layout and data errors -------------------------------------------------------------------
+
+
+def test_both_caption_formats_parse_to_the_same_captions(tmp_path):
+    captions = write_tiny_flickr(tmp_path)
+    token_file = tmp_path / flickr.TOKEN_CAPTIONS_FILE
+    write_token_captions(token_file, captions)
+    from_kaggle = flickr.parse_kaggle_captions(tmp_path / flickr.KAGGLE_CAPTIONS_FILE)
+    assert from_kaggle == captions  # commas inside captions survive the csv
+    assert flickr.parse_token_captions(token_file) == from_kaggle
+    (tmp_path / flickr.KAGGLE_CAPTIONS_FILE).unlink()
+    assert flickr.read_captions(tmp_path) == from_kaggle
+    task.check_data(tmp_path)
+
+
+def test_missing_split_file_is_named(tmp_path):
+    write_tiny_flickr(tmp_path)
+    (tmp_path / "Flickr_8k.devImages.txt").unlink()
+    with pytest.raises(DataError, match="Flickr_8k.devImages.txt") as error:
+        task.check_data(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_wrong_caption_count_names_the_image(tmp_path):
+    captions = write_tiny_flickr(tmp_path)
+    captions["01_photo.jpg"] = captions["01_photo.jpg"][:4]
+    write_kaggle_captions(tmp_path / flickr.KAGGLE_CAPTIONS_FILE, captions)
+    with pytest.raises(DataError, match=r"01_photo\.jpg: has 4 captions, needs exactly 5"):
+        task.check_data(tmp_path)
+
+
+def test_split_naming_a_missing_image_is_reported(tmp_path):
+    write_tiny_flickr(tmp_path)
+    (tmp_path / flickr.IMAGES_DIR / "20_photo.jpg").unlink()
+    with pytest.raises(DataError, match=r"Flickr_8k.testImages.txt: names 20_photo\.jpg"):
+        task.check_data(tmp_path)
+
+
+def test_unreadable_image_is_named_by_check_data(tmp_path):
+    write_tiny_flickr(tmp_path)
+    (tmp_path / flickr.IMAGES_DIR / "10_photo.jpg").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"10_photo\.jpg: unreadable image"):
+        task.check_data(tmp_path)
+
+
+def test_truncated_image_is_named_when_decoded(tmp_path):
+    captions = write_tiny_flickr(tmp_path)
+    path = tmp_path / flickr.IMAGES_DIR / "00_photo.jpg"
+    path.write_bytes(path.read_bytes()[:200])  # header intact, pixels cut off
+    with pytest.raises(DataError, match=r"00_photo\.jpg: cannot decode image"):
+        flickr.load_split(tmp_path, "train", 16, captions)
+
+
+@pytest.mark.parametrize("make_layout", ["empty", "no_captions", "no_images_dir"])
+def test_unusable_directory_raises_one_line(tmp_path, make_layout):
+    if make_layout != "empty":
+        write_tiny_flickr(tmp_path)
+    if make_layout == "no_captions":
+        (tmp_path / flickr.KAGGLE_CAPTIONS_FILE).unlink()
+    if make_layout == "no_images_dir":
+        for image in (tmp_path / flickr.IMAGES_DIR).iterdir():
+            image.unlink()
+        (tmp_path / flickr.IMAGES_DIR).rmdir()
+    with pytest.raises(DataError) as error:
+        task.check_data(tmp_path)
+    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+
+
+# --- the task on demo data --------------------------------------------------------------------
+
+
+def test_task_satisfies_the_interface():
+    assert isinstance(task, Task)
+    assert (task.name, task.metric, task.mode) == ("retrieval", "val/mean_r1", "max")
+    with pytest.raises(ValueError):
+        RetrievalConfig(hard_negative_ratio=1.5)
+    with pytest.raises(ValueError):
+        RetrievalConfig(temprature=0.1)
+
+
+def test_demo_data_is_deterministic_and_passes_check(tmp_path, demo_dir):
+    task.check_data(demo_dir)
+    task.make_demo_data(tmp_path, seed=0)
+    assert (tmp_path / "captions.txt").read_bytes() == (demo_dir / "captions.txt").read_bytes()
+    assert (tmp_path / "Images" / "shape_00007.png").read_bytes() == (demo_dir / "Images" / "shape_00007.png").read_bytes()
+
+
+def test_epoch_visits_each_training_image_once_never_twice_in_a_batch(demo_setup):
+    train_images = demo_setup.extras["splits"].get("train")
+    seen = []
+    for images, input_ids, attention_mask in demo_setup.train_batches:
+        assert images.dtype == torch.uint8 and input_ids.shape == attention_mask.shape
+        batch_keys = {bytes(image.numpy()) for image in images}
+        assert len(batch_keys) == len(images)
+        seen.extend(batch_keys)
+    assert len(seen) == len(set(seen)) == 600 - 600 % 32  # 18 full batches, remainder dropped
+    assert train_images is None  # training data lives in the loader, not the eval cache
+
+
+def test_two_training_steps_give_finite_loss_and_gradients_in_both_encoders(demo_setup):
+    model = demo_setup.model
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    image_stem = demo_setup.unfreezable_blocks["image"][-1]
+    text_embeddings = demo_setup.unfreezable_blocks["text"][-1]
+    batches = iter(demo_setup.train_batches)
+    for _ in range(2):
+        optimizer.zero_grad()
+        losses = task.training_step(demo_setup, next(batches))
+        assert set(losses) == {"loss", "infonce", "hard_negative_hinge"}
+        assert torch.isfinite(losses["loss"]) and losses["loss"].item() > 0
+        losses["loss"].backward()
+        for block in (image_stem, text_embeddings, model.image_head, model.text_head):
+            gradients = [p.grad for p in block.parameters() if p.grad is not None]
+            assert gradients and any(g.abs().sum() > 0 for g in gradients)
+        optimizer.step()
+
+
+def test_unfreezable_blocks_are_disjoint_submodules_top_first(demo_setup):
+    model = demo_setup.model
+    assert demo_setup.unfreezable_blocks["image"][0] is model.image_encoder.blocks[-1]
+    assert demo_setup.unfreezable_blocks["text"][0] is model.text_encoder.transformer.encoder.layer[-1]
+    submodules = {id(module) for module in model.modules()}
+    params = [id(p) for blocks in demo_setup.unfreezable_blocks.values() for block in blocks for p in block.parameters()]
+    assert all(id(block) in submodules for blocks in demo_setup.unfreezable_blocks.values() for block in blocks)
+    assert len(params) == len(set(params))
+    head_params = {id(p) for p in model.image_head.parameters()} | {id(p) for p in model.text_head.parameters()}
+    assert not head_params & set(params)
+
+
+def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
+    for split in ("val", "test"):
+        metrics = task.evaluate(demo_setup, split)
+        assert {"i2t_r1", "t2i_r10", "mean_r1", "rsum", "mrr", "chance/mean_r1"} <= set(metrics)
+        assert metrics["chance/mean_r1"] == pytest.approx(1 / 100)
+        assert_within_bounds(split, metrics)
+    probes = task.probe(demo_setup)
+    assert {"image/offdiag_cosine", "text/dim_std", "image/dim", "image_shuffled/mean_r1",
+            "text_shuffled/mean_r1", "positive_similarity", "negative_similarity"} <= set(probes)
+    assert probes["image/dim"] == SMALL_CONFIG["embed_dim"]
+    assert_within_bounds("probe", probes)
+
+
+def test_evaluate_leaves_the_model_in_training_mode(demo_setup):
+    demo_setup.model.train()
+    task.evaluate(demo_setup, "val")
+    assert demo_setup.model.training and demo_setup.model.image_head.training
+
+
+def test_hard_negative_term_is_reported_when_switched_on(demo_dir):
+    config = RetrievalConfig(**SMALL_CONFIG, hard_negative_ratio=0.25, hard_negative_weight=1.0, hard_negative_margin=2.0)
+    setup = task.build(config, demo_dir, torch.device("cpu"))
+    losses = task.training_step(setup, next(iter(setup.train_batches)))
+    assert losses["hard_negative_hinge"].item() > 0
+    assert losses["loss"].item() == pytest.approx(losses["infonce"].item() + losses["hard_negative_hinge"].item(), rel=1e-5)
+
+
+def test_build_is_deterministic_in_the_config(demo_dir, demo_setup):
+    config = RetrievalConfig(**SMALL_CONFIG, pooling="mean_max")
+    first = task.build(config, demo_dir, torch.device("cpu"))
+    second = task.build(config, demo_dir, torch.device("cpu"))
+    assert first.extras["tokenizer"].get_vocab() == second.extras["tokenizer"].get_vocab()
+    for (name, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    first_batch, second_batch = next(iter(first.train_batches)), next(iter(second.train_batches))
+    assert all(torch.equal(a, b) for a, b in zip(first_batch, second_batch))
