@@ -6,6 +6,7 @@ User errors print one line (`error: ...`) and exit with code 2; `--debug` shows 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -36,7 +37,15 @@ def _tracking_uri(given: Optional[str]) -> str:
     return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def _require_existing_sqlite_file(uri: str) -> None:
+    """Reading from a sqlite store that does not exist would create an empty one; refuse instead."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise UsageError(
+            f"no MLflow store at {uri}; run `orchestrate sweep` here first or pass --tracking-uri")
+
+
 def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         body()
     except USER_ERRORS as error:
@@ -101,8 +110,10 @@ def best(
 
     def body() -> None:
         loaded = load_task(task_reference(task))
+        uri = _tracking_uri(tracking_uri)
+        _require_existing_sqlite_file(uri)
         try:
-            winner = export_winner(MlflowClient(_tracking_uri(tracking_uri)), loaded, out)
+            winner = export_winner(MlflowClient(uri), loaded, out)
         except NothingToExport as error:
             raise UsageError(str(error)) from None
         console.print(

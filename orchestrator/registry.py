@@ -7,6 +7,8 @@ both is all it takes for `orchestrate sweep` to pick it up.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from pathlib import Path
 
 from tasks.base import Task
@@ -44,6 +46,9 @@ def task_reference(name: str) -> str:
 def load_task(reference: str) -> Task:
     """Import `module:object` and check it provides the task interface (tasks/base.py)."""
     module_name, _, object_name = reference.partition(":")
+    # A plug-in task in the directory the user runs from imports as it would with `python -m`.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

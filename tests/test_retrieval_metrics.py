@@ -7,8 +7,17 @@ import math
 import pytest
 import torch
 
-from tasks.common.embedding_stats import embedding_statistics, mean_dimension_std, mean_offdiagonal_cosine, pair_similarities
-from tasks.common.retrieval_metrics import captions_per_image_index, chance_metrics, retrieval_metrics
+from tasks.common.embedding_stats import (
+    embedding_statistics,
+    mean_dimension_std,
+    mean_offdiagonal_cosine,
+    pair_similarities,
+)
+from tasks.common.retrieval_metrics import (
+    captions_per_image_index,
+    chance_metrics,
+    retrieval_metrics,
+)
 
 RECALL_KEYS = ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"]
 
@@ -80,7 +89,11 @@ def test_mapping_must_fit_the_matrix():
 
 
 def test_chance_level_is_one_over_number_of_images():
-    assert chance_metrics(100) == {"chance/i2t_r1": 0.01, "chance/t2i_r1": 0.01, "chance/mean_r1": 0.01}
+    assert chance_metrics(100) == {
+        "chance/i2t_r1": 0.01,
+        "chance/t2i_r1": 0.01,
+        "chance/mean_r1": 0.01,
+    }
 
 
 def test_collapsed_embeddings_have_offdiagonal_cosine_one_and_no_spread():

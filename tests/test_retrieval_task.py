@@ -42,7 +42,13 @@ def write_kaggle_captions(path: Path, captions: dict[str, list[str]]) -> None:
 
 
 def write_token_captions(path: Path, captions: dict[str, list[str]]) -> None:
-    path.write_text("".join(f"{name}#{k}\t{caption}\n" for name, texts in captions.items() for k, caption in enumerate(texts)))
+    path.write_text(
+        "".join(
+            f"{name}#{k}\t{caption}\n"
+            for name, texts in captions.items()
+            for k, caption in enumerate(texts)
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,11 @@ def demo_setup(demo_dir):
 def assert_within_bounds(prefix: str, values: dict[str, float]) -> None:
     for key, value in values.items():
         full_key = f"{prefix}/{key}"
-        bounds = [task.value_bounds[pattern] for pattern in task.value_bounds if fnmatch(full_key, pattern)]
+        bounds = [
+            task.value_bounds[pattern]
+            for pattern in task.value_bounds
+            if fnmatch(full_key, pattern)
+        ]
         assert bounds, f"{full_key} has no declared bounds"
         assert math.isfinite(value), full_key
         assert all(low <= value <= high for low, high in bounds), (full_key, value, bounds)
@@ -150,7 +160,9 @@ def test_demo_data_is_deterministic_and_passes_check(tmp_path, demo_dir):
     task.check_data(demo_dir)
     task.make_demo_data(tmp_path, seed=0)
     assert (tmp_path / "captions.txt").read_bytes() == (demo_dir / "captions.txt").read_bytes()
-    assert (tmp_path / "Images" / "shape_00007.png").read_bytes() == (demo_dir / "Images" / "shape_00007.png").read_bytes()
+    assert (tmp_path / "Images" / "shape_00007.png").read_bytes() == (
+        demo_dir / "Images" / "shape_00007.png"
+    ).read_bytes()
 
 
 def test_epoch_visits_each_training_image_once_never_twice_in_a_batch(demo_setup):
@@ -187,12 +199,25 @@ def test_two_training_steps_give_finite_loss_and_gradients_in_both_encoders(demo
 def test_unfreezable_blocks_are_disjoint_submodules_top_first(demo_setup):
     model = demo_setup.model
     assert demo_setup.unfreezable_blocks["image"][0] is model.image_encoder.blocks[-1]
-    assert demo_setup.unfreezable_blocks["text"][0] is model.text_encoder.transformer.encoder.layer[-1]
+    assert (
+        demo_setup.unfreezable_blocks["text"][0] is model.text_encoder.transformer.encoder.layer[-1]
+    )
     submodules = {id(module) for module in model.modules()}
-    params = [id(p) for blocks in demo_setup.unfreezable_blocks.values() for block in blocks for p in block.parameters()]
-    assert all(id(block) in submodules for blocks in demo_setup.unfreezable_blocks.values() for block in blocks)
+    params = [
+        id(p)
+        for blocks in demo_setup.unfreezable_blocks.values()
+        for block in blocks
+        for p in block.parameters()
+    ]
+    assert all(
+        id(block) in submodules
+        for blocks in demo_setup.unfreezable_blocks.values()
+        for block in blocks
+    )
     assert len(params) == len(set(params))
-    head_params = {id(p) for p in model.image_head.parameters()} | {id(p) for p in model.text_head.parameters()}
+    head_params = {id(p) for p in model.image_head.parameters()} | {
+        id(p) for p in model.text_head.parameters()
+    }
     assert not head_params & set(params)
 
 
@@ -203,8 +228,15 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         assert metrics["chance/mean_r1"] == pytest.approx(1 / 100)
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
-    assert {"image/offdiag_cosine", "text/dim_std", "image/dim", "image_shuffled/mean_r1",
-            "text_shuffled/mean_r1", "positive_similarity", "negative_similarity"} <= set(probes)
+    assert {
+        "image/offdiag_cosine",
+        "text/dim_std",
+        "image/dim",
+        "image_shuffled/mean_r1",
+        "text_shuffled/mean_r1",
+        "positive_similarity",
+        "negative_similarity",
+    } <= set(probes)
     assert probes["image/dim"] == SMALL_CONFIG["embed_dim"]
     assert_within_bounds("probe", probes)
 
@@ -216,11 +248,15 @@ def test_evaluate_leaves_the_model_in_training_mode(demo_setup):
 
 
 def test_hard_negative_term_is_reported_when_switched_on(demo_dir):
-    config = RetrievalConfig(**SMALL_CONFIG, hard_negative_ratio=0.25, hard_negative_weight=1.0, hard_negative_margin=2.0)
+    config = RetrievalConfig(
+        **SMALL_CONFIG, hard_negative_ratio=0.25, hard_negative_weight=1.0, hard_negative_margin=2.0
+    )
     setup = task.build(config, demo_dir, torch.device("cpu"))
     losses = task.training_step(setup, next(iter(setup.train_batches)))
     assert losses["hard_negative_hinge"].item() > 0
-    assert losses["loss"].item() == pytest.approx(losses["infonce"].item() + losses["hard_negative_hinge"].item(), rel=1e-5)
+    assert losses["loss"].item() == pytest.approx(
+        losses["infonce"].item() + losses["hard_negative_hinge"].item(), rel=1e-5
+    )
 
 
 def test_build_is_deterministic_in_the_config(demo_dir, demo_setup):
@@ -232,3 +268,64 @@ def test_build_is_deterministic_in_the_config(demo_dir, demo_setup):
         assert torch.equal(a, b), name
     first_batch, second_batch = next(iter(first.train_batches)), next(iter(second.train_batches))
     assert all(torch.equal(a, b) for a, b in zip(first_batch, second_batch))
+
+
+# --- local weights, never downloaded ----------------------------------------------------------
+
+
+def test_local_image_weights_are_loaded_and_a_missing_file_is_one_line(tmp_path, demo_dir):
+    from tasks.common.image_encoders import SmallCNN, build_image_encoder
+
+    saved = SmallCNN()
+    torch.nn.init.constant_(saved.blocks[0][0].weight, 0.5)
+    torch.save(saved.state_dict(), tmp_path / "small_cnn.pt")
+    loaded = build_image_encoder("small_cnn", tmp_path / "small_cnn.pt")
+    assert torch.equal(loaded.blocks[0][0].weight, saved.blocks[0][0].weight)
+    with pytest.raises(ValueError, match="does not exist") as error:
+        task.build(
+            RetrievalConfig(**SMALL_CONFIG, image_weights=str(tmp_path / "absent.pt")),
+            demo_dir,
+            "cpu",
+        )
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="does not fit resnet18"):
+        build_image_encoder("resnet18", tmp_path / "small_cnn.pt")
+
+
+def test_resnet_blocks_are_listed_top_first():
+    from tasks.common.image_encoders import build_image_encoder
+
+    encoder = build_image_encoder("resnet18")
+    assert encoder.blocks_top_first() == [
+        encoder.layer4,
+        encoder.layer3,
+        encoder.layer2,
+        encoder.layer1,
+        encoder.stem,
+    ]
+    assert encoder(torch.zeros(2, 3, 32, 32)).shape == (2, encoder.feature_dim) == (2, 512)
+
+
+def test_local_text_encoder_directory_trains(tmp_path, demo_dir):
+    from transformers import BertConfig, BertModel
+
+    from tasks.common.text_tokenizer import train_wordpiece_tokenizer
+
+    model_dir = tmp_path / "tiny_bert"
+    tokenizer = train_wordpiece_tokenizer(["a red circle on the left", "a big blue box"], 120)
+    tokenizer.save_pretrained(model_dir)
+    BertModel(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    ).save_pretrained(model_dir)
+    setup = task.build(
+        RetrievalConfig(**SMALL_CONFIG, text_encoder=str(model_dir), pooling="max"), demo_dir, "cpu"
+    )
+    assert len(setup.unfreezable_blocks["text"]) == 2  # one layer + embeddings
+    losses = task.training_step(setup, next(iter(setup.train_batches)))
+    assert torch.isfinite(losses["loss"])

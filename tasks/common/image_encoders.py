@@ -87,39 +87,68 @@ class ResNetEncoder(ImageEncoder):
 
 
 def load_local_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a local state_dict file (torch.load, weights_only); ValueError if missing."""
+    """Tensors of a local state_dict file (torch.load, weights_only); ValueError if unusable."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"image_weights file {path} does not exist; give a local state_dict file or leave it unset")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        raise ValueError(
+            f"image_weights file {path} does not exist; give a local state_dict file or leave it unset"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and weights-only errors all mean the same here
+        raise ValueError(
+            f"image_weights file {path} is not a loadable state_dict ({type(error).__name__})"
+        ) from None
     if not isinstance(state, dict):
         raise ValueError(f"image_weights file {path} holds no state_dict (a dict of tensors)")
     return state
 
 
-def build_image_encoder(name: ImageEncoderName, weights_path: str | Path | None = None) -> ImageEncoder:
+def state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """A one-line summary of how `given` fails to fit `expected` ("" when it fits)."""
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    wrong_shape = [
+        key
+        for key in expected
+        if key in given and getattr(given[key], "shape", None) != expected[key].shape
+    ]
+    problems = [
+        f"{len(keys)} {label} (e.g. {keys[0]})"
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", wrong_shape),
+        )
+        if keys
+    ]
+    return "; ".join(problems)
+
+
+def build_image_encoder(
+    name: ImageEncoderName, weights_path: str | Path | None = None
+) -> ImageEncoder:
     """The named encoder, randomly initialised, then loaded from `weights_path` when given.
 
-    weights_path: a torchvision state_dict for a ResNet (its `fc.*` keys are ignored) or a
-    state_dict of this module's SmallCNN. A missing file or mismatched keys raise ValueError.
+    weights_path: a torchvision state_dict for a ResNet (its `fc.*` classifier keys are ignored)
+    or a state_dict of this module's SmallCNN. A missing file or mismatched keys raise ValueError.
     """
     if name == "small_cnn":
-        encoder: ImageEncoder = SmallCNN()
-        target: nn.Module = encoder
+        network: nn.Module = SmallCNN()
     elif name in RESNET_BUILDERS:
-        resnet = RESNET_BUILDERS[name](weights=None)
-        target = resnet
+        network = RESNET_BUILDERS[name](weights=None)
     else:
-        raise ValueError(f"unknown image_encoder {name!r}; use small_cnn, {', '.join(RESNET_BUILDERS)}")
+        raise ValueError(
+            f"unknown image_encoder {name!r}; use small_cnn, {', '.join(RESNET_BUILDERS)}"
+        )
     if weights_path is not None:
         state = load_local_state_dict(weights_path)
-        if name in RESNET_BUILDERS:
-            state = {**state, **{key: value for key, value in target.state_dict().items() if key.startswith("fc.")}}
-        try:
-            target.load_state_dict(state)
-        except RuntimeError as error:
-            first_line = str(error).splitlines()[0] if str(error) else "keys differ"
-            raise ValueError(f"image_weights {weights_path} does not fit {name}: {first_line}") from None
-    if name in RESNET_BUILDERS:
-        encoder = ResNetEncoder(target)
-    return encoder
+        expected = network.state_dict()
+        if name in RESNET_BUILDERS:  # the classifier is discarded, so whatever it held is ignored
+            state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+            state.update({key: value for key, value in expected.items() if key.startswith("fc.")})
+        mismatch = state_dict_mismatch(expected, state)
+        if mismatch:
+            raise ValueError(f"image_weights {weights_path} does not fit {name}: {mismatch}")
+        network.load_state_dict(state)
+    return network if isinstance(network, ImageEncoder) else ResNetEncoder(network)

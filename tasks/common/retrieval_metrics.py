@@ -22,7 +22,9 @@ def captions_per_image_index(num_images: int, captions_per_image: int = 5) -> to
     return torch.arange(num_images).repeat_interleave(captions_per_image)
 
 
-def image_to_text_ranks(similarity: torch.Tensor, caption_image_index: torch.Tensor) -> torch.Tensor:
+def image_to_text_ranks(
+    similarity: torch.Tensor, caption_image_index: torch.Tensor
+) -> torch.Tensor:
     """For each image, the 1-based rank of its best-ranked correct caption among all captions.
 
     similarity: (N, M), image i vs caption j. caption_image_index: (M,) image of each caption.
@@ -35,7 +37,9 @@ def image_to_text_ranks(similarity: torch.Tensor, caption_image_index: torch.Ten
     return 1 + wrong_at_least_as_high.sum(dim=1)
 
 
-def text_to_image_ranks(similarity: torch.Tensor, caption_image_index: torch.Tensor) -> torch.Tensor:
+def text_to_image_ranks(
+    similarity: torch.Tensor, caption_image_index: torch.Tensor
+) -> torch.Tensor:
     """For each caption, the 1-based rank of its image among all images.
 
     similarity: (N, M), image i vs caption j. caption_image_index: (M,) image of each caption.

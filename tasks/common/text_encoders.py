@@ -16,7 +16,9 @@ from transformers import AutoModel, BertConfig, BertModel
 Pooling = Literal["cls", "mean", "max", "mean_max"]
 
 
-def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+def pool_tokens(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling
+) -> torch.Tensor:
     """Pool (B, L, H) token states into (B, H), or (B, 2H) for mean_max.
 
     cls: the first token; mean / max: over non-padding tokens (attention_mask == 1).
@@ -36,7 +38,12 @@ def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Poo
 
 
 def build_scratch_bert(
-    vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, max_tokens: int, pad_token_id: int
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    max_tokens: int,
+    pad_token_id: int,
 ) -> BertModel:
     """A small randomly initialised BERT (intermediate size 2 x hidden), without pooler."""
     config = BertConfig(
@@ -55,7 +62,9 @@ def load_local_text_model(directory: str | Path) -> nn.Module:
     """A BERT-family model from a local directory (never downloads), its pooler dropped."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"text_encoder directory {directory} does not exist; give a local model directory or leave it unset")
+        raise ValueError(
+            f"text_encoder directory {directory} does not exist; give a local model directory or leave it unset"
+        )
     model = AutoModel.from_pretrained(str(directory), local_files_only=True)
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # unused: we pool token states ourselves
@@ -67,7 +76,10 @@ class TextEncoder(nn.Module):
 
     def __init__(self, transformer: nn.Module, pooling: Pooling):
         super().__init__()
-        if not (hasattr(transformer, "embeddings") and hasattr(getattr(transformer, "encoder", None), "layer")):
+        if not (
+            hasattr(transformer, "embeddings")
+            and hasattr(getattr(transformer, "encoder", None), "layer")
+        ):
             raise ValueError(
                 f"text model {type(transformer).__name__} is not BERT-like (needs .embeddings and .encoder.layer)"
             )
@@ -77,7 +89,9 @@ class TextEncoder(nn.Module):
         self.feature_dim = 2 * hidden_size if pooling == "mean_max" else hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.transformer(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
         return pool_tokens(hidden, attention_mask, self.pooling)
 
     def blocks_top_first(self) -> list[nn.Module]:

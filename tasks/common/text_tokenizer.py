@@ -18,7 +18,13 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+SPECIAL_TOKENS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
 CONTINUATION_PREFIX = "##"
 
 
@@ -31,11 +37,15 @@ def wordpiece_vocabulary(captions: Sequence[str], vocab_size: int) -> dict[str, 
     normalizer = normalizers.BertNormalizer(lowercase=True)
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     word_counts = Counter(
-        word for caption in captions for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(caption))
+        word
+        for caption in captions
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(caption))
     )
     characters = sorted({character for word in word_counts for character in word})
     tokens = [*SPECIAL_TOKENS.values(), *characters, *(CONTINUATION_PREFIX + c for c in characters)]
-    words = sorted((word for word in word_counts if len(word) > 1), key=lambda word: (-word_counts[word], word))
+    words = sorted(
+        (word for word in word_counts if len(word) > 1), key=lambda word: (-word_counts[word], word)
+    )
     tokens += words[: max(0, vocab_size - len(tokens))]
     return {token: index for index, token in enumerate(tokens)}
 
@@ -47,7 +57,11 @@ def train_wordpiece_tokenizer(captions: Sequence[str], vocab_size: int) -> PreTr
     """
     vocabulary = wordpiece_vocabulary(captions, vocab_size)
     tokenizer = Tokenizer(
-        models.WordPiece(vocabulary, unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX)
+        models.WordPiece(
+            vocabulary,
+            unk_token=SPECIAL_TOKENS["unk_token"],
+            continuing_subword_prefix=CONTINUATION_PREFIX,
+        )
     )
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -63,7 +77,9 @@ def load_local_tokenizer(directory: str | Path) -> PreTrainedTokenizerBase:
     """The tokeniser saved in a local model directory (never downloads); ValueError if absent."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"text_encoder directory {directory} does not exist; give a local model directory or leave it unset")
+        raise ValueError(
+            f"text_encoder directory {directory} does not exist; give a local model directory or leave it unset"
+        )
     return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
 
 
@@ -75,6 +91,10 @@ def tokenize_captions(
     Returns (input_ids, attention_mask), both (len(captions), max_tokens) long tensors.
     """
     encoded = tokenizer(
-        list(captions), padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt"
+        list(captions),
+        padding="max_length",
+        truncation=True,
+        max_length=max_tokens,
+        return_tensors="pt",
     )
     return encoded["input_ids"].long(), encoded["attention_mask"].long()

@@ -18,9 +18,12 @@ class RetrievalConfig(TrainingConfig):
         "small_cnn", description="image backbone; small_cnn for the CPU demo"
     )
     image_weights: Optional[str] = Field(
-        None, description="local torchvision state_dict file for the image backbone; random init if unset"
+        None,
+        description="local torchvision state_dict file for the image backbone; random init if unset",
     )
-    image_size: int = Field(32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet)")
+    image_size: int = Field(
+        32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet)"
+    )
 
     text_encoder: Optional[str] = Field(
         None,
@@ -30,22 +33,37 @@ class RetrievalConfig(TrainingConfig):
     text_hidden_size: int = Field(64, ge=8, description="hidden size of the from-scratch BERT")
     text_layers: int = Field(2, ge=1, description="transformer layers of the from-scratch BERT")
     text_heads: int = Field(2, ge=1, description="attention heads of the from-scratch BERT")
-    text_vocab_size: int = Field(8000, ge=100, description="WordPiece vocabulary size (upper bound) when trained")
-    max_caption_tokens: int = Field(24, ge=4, description="captions are padded/truncated to this many tokens")
+    text_vocab_size: int = Field(
+        8000, ge=100, description="WordPiece vocabulary size (upper bound) when trained"
+    )
+    max_caption_tokens: int = Field(
+        24, ge=4, description="captions are padded/truncated to this many tokens"
+    )
     pooling: Literal["cls", "mean", "max", "mean_max"] = Field(
         "mean", description="how token states become one caption vector"
     )
 
     embed_dim: int = Field(64, ge=2, description="shared embedding dimension")
-    projection_dropout: float = Field(0.1, ge=0, lt=1, description="dropout inside both projection heads")
+    projection_dropout: float = Field(
+        0.1, ge=0, lt=1, description="dropout inside both projection heads"
+    )
 
     temperature: float = Field(0.07, gt=0, description="softmax temperature of InfoNCE")
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of both InfoNCE cross-entropies")
-    hard_negative_ratio: float = Field(
-        0.0, ge=0, le=1, description="fraction of in-batch negatives (hardest first) in the hinge term"
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="label smoothing of both InfoNCE cross-entropies"
     )
-    hard_negative_weight: float = Field(0.0, ge=0, description="weight of the hard-negative hinge in the loss")
-    hard_negative_margin: float = Field(0.2, ge=0, description="cosine margin of the hard-negative hinge")
+    hard_negative_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="fraction of in-batch negatives (hardest first) in the hinge term",
+    )
+    hard_negative_weight: float = Field(
+        0.0, ge=0, description="weight of the hard-negative hinge in the loss"
+    )
+    hard_negative_margin: float = Field(
+        0.2, ge=0, description="cosine margin of the hard-negative hinge"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden_size(self) -> "RetrievalConfig":

@@ -61,13 +61,20 @@ def parse_kaggle_captions(path: Path) -> dict[str, list[str]]:
     with path.open(newline="", encoding="utf-8") as file:
         rows = csv.reader(file)
         header = next(rows, None)
-        if header is None or [field.strip().lower() for field in header[:2]] != ["image", "caption"]:
-            raise DataError(f"{path}: first line must be the header 'image,caption'; fix the file or use Flickr8k.token.txt")
+        if header is None or [field.strip().lower() for field in header[:2]] != [
+            "image",
+            "caption",
+        ]:
+            raise DataError(
+                f"{path}: first line must be the header 'image,caption'; fix the file or use Flickr8k.token.txt"
+            )
         for line_number, row in enumerate(rows, start=2):
             if not row:
                 continue
             if len(row) < 2:
-                raise DataError(f"{path}:{line_number}: expected 'image,caption'; fix or delete this line")
+                raise DataError(
+                    f"{path}:{line_number}: expected 'image,caption'; fix or delete this line"
+                )
             # A caption with an unquoted comma is split by csv; its pieces belong together.
             captions[row[0].strip()].append(",".join(row[1:]).strip())
     return dict(captions)
@@ -82,7 +89,9 @@ def parse_token_captions(path: Path) -> dict[str, list[str]]:
                 continue
             key, tab, caption = line.rstrip("\r\n").partition("\t")
             if not tab:
-                raise DataError(f"{path}:{line_number}: expected '<image>#<n><TAB><caption>'; fix or delete this line")
+                raise DataError(
+                    f"{path}:{line_number}: expected '<image>#<n><TAB><caption>'; fix or delete this line"
+                )
             captions[key.rpartition("#")[0] or key].append(caption.strip())
     return dict(captions)
 
@@ -110,13 +119,17 @@ def read_split(data_dir: Path, split: str) -> list[str]:
     return names
 
 
-def check_split(data_dir: Path, split: str, captions: dict[str, list[str]], image_files: set[str]) -> None:
+def check_split(
+    data_dir: Path, split: str, captions: dict[str, list[str]], image_files: set[str]
+) -> None:
     """Every image of the split exists, opens as an image (header only) and has 5 captions."""
     split_path = data_dir / SPLIT_FILES[split]
     for name in read_split(data_dir, split):
         image_path = data_dir / IMAGES_DIR / name
         if name not in image_files:
-            raise DataError(f"{split_path}: names {name}, which is not in {data_dir / IMAGES_DIR}; add the image or remove the line")
+            raise DataError(
+                f"{split_path}: names {name}, which is not in {data_dir / IMAGES_DIR}; add the image or remove the line"
+            )
         count = len(captions.get(name, []))
         if count != CAPTIONS_PER_IMAGE:
             raise DataError(
@@ -139,7 +152,9 @@ def check_data(data_dir: Path) -> None:
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir() or not any(data_dir.iterdir()):
-        raise DataError(f"{data_dir}: missing or empty; put a Flickr8k-layout dataset there or run the demo")
+        raise DataError(
+            f"{data_dir}: missing or empty; put a Flickr8k-layout dataset there or run the demo"
+        )
     images_dir = data_dir / IMAGES_DIR
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: image folder missing; put the dataset's images there")
@@ -149,7 +164,9 @@ def check_data(data_dir: Path) -> None:
         check_split(data_dir, split, captions, image_files)
 
 
-def load_split(data_dir: Path, split: str, image_size: int, captions: dict[str, list[str]]) -> RetrievalSplit:
+def load_split(
+    data_dir: Path, split: str, image_size: int, captions: dict[str, list[str]]
+) -> RetrievalSplit:
     """Decode a split's images once into uint8 tensors and gather its captions image-major.
 
     captions: from `read_captions`. Assumes `check_data` passed; a file that fails to decode

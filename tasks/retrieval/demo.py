@@ -41,7 +41,13 @@ SHAPE_WORDS = {
 }
 SIZE_RADIUS = {"small": 6, "large": 12}
 SIZE_WORDS = {"small": ["small", "little", "tiny"], "large": ["large", "big", "huge"]}
-POSITION_CENTRES = {"left": (13, 24), "right": (35, 24), "top": (24, 13), "bottom": (24, 35), "centre": (24, 24)}
+POSITION_CENTRES = {
+    "left": (13, 24),
+    "right": (35, 24),
+    "top": (24, 13),
+    "bottom": (24, 35),
+    "centre": (24, 24),
+}
 POSITION_PHRASES = {
     "left": ["on the left", "on the left side", "towards the left edge"],
     "right": ["on the right", "on the right side", "towards the right edge"],
@@ -72,7 +78,13 @@ def with_article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
-def draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: tuple[float, float], radius: float, fill: tuple[int, ...]) -> None:
+def draw_shape(
+    draw: ImageDraw.ImageDraw,
+    shape: str,
+    centre: tuple[float, float],
+    radius: float,
+    fill: tuple[int, ...],
+) -> None:
     x, y = centre
     if shape == "circle":
         draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
@@ -80,9 +92,14 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: tuple[float, float
         side = radius * 0.85
         draw.rectangle([x - side, y - side, x + side, y + side], fill=fill)
     elif shape == "triangle":
-        draw.polygon([(x, y - radius), (x - radius, y + radius * 0.8), (x + radius, y + radius * 0.8)], fill=fill)
+        draw.polygon(
+            [(x, y - radius), (x - radius, y + radius * 0.8), (x + radius, y + radius * 0.8)],
+            fill=fill,
+        )
     elif shape == "diamond":
-        draw.polygon([(x, y - radius), (x + radius, y), (x, y + radius), (x - radius, y)], fill=fill)
+        draw.polygon(
+            [(x, y - radius), (x + radius, y), (x, y + radius), (x - radius, y)], fill=fill
+        )
     elif shape == "cross":
         arm = max(1.5, radius * 0.35)
         draw.rectangle([x - radius, y - arm, x + radius, y + arm], fill=fill)
@@ -91,7 +108,14 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, centre: tuple[float, float
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def render_image(shape: str, colour: str, size: str, position: str, rng: random.Random, noise: np.random.Generator) -> Image.Image:
+def render_image(
+    shape: str,
+    colour: str,
+    size: str,
+    position: str,
+    rng: random.Random,
+    noise: np.random.Generator,
+) -> Image.Image:
     """One RGB image of the described shape, with jitter and background noise."""
     background = tuple(rng.randint(200, 240) for _ in range(3))
     image = Image.new("RGB", (IMAGE_SIDE, IMAGE_SIDE), background)
@@ -100,7 +124,9 @@ def render_image(shape: str, colour: str, size: str, position: str, rng: random.
     radius = SIZE_RADIUS[size] * rng.uniform(0.9, 1.1)
     fill = tuple(min(255, max(0, channel + rng.randint(-15, 15))) for channel in COLOURS[colour])
     draw_shape(ImageDraw.Draw(image), shape, centre, radius, fill)
-    pixels = np.asarray(image, dtype=np.int16) + noise.integers(-12, 13, size=(IMAGE_SIDE, IMAGE_SIDE, 3))
+    pixels = np.asarray(image, dtype=np.int16) + noise.integers(
+        -12, 13, size=(IMAGE_SIDE, IMAGE_SIDE, 3)
+    )
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 

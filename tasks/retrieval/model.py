@@ -20,7 +20,9 @@ class DualEncoder(nn.Module):
     Only the encoders' blocks are subject to unfreezing; the projection heads always train.
     """
 
-    def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, embed_dim: int, dropout: float):
+    def __init__(
+        self, image_encoder: ImageEncoder, text_encoder: TextEncoder, embed_dim: int, dropout: float
+    ):
         super().__init__()
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder

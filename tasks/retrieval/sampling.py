@@ -35,14 +35,22 @@ class OneCaptionPerImageSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
         image_order = torch.randperm(self.num_images, generator=generator)
-        caption_choice = torch.randint(self.captions_per_image, (self.num_images,), generator=generator)
+        caption_choice = torch.randint(
+            self.captions_per_image, (self.num_images,), generator=generator
+        )
         return iter((image_order * self.captions_per_image + caption_choice).tolist())
 
 
 class ImageCaptionPairs(Dataset):
     """Caption row j -> (image uint8 (3, S, S), input_ids (L,), attention_mask (L,))."""
 
-    def __init__(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, caption_image_index: torch.Tensor):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        caption_image_index: torch.Tensor,
+    ):
         self.images = images
         self.input_ids = input_ids
         self.attention_mask = attention_mask
@@ -57,7 +65,12 @@ class ImageCaptionPairs(Dataset):
 
 
 def training_batches(
-    pairs: ImageCaptionPairs, num_images: int, captions_per_image: int, batch_size: int, seed: int, num_workers: int = 0
+    pairs: ImageCaptionPairs,
+    num_images: int,
+    captions_per_image: int,
+    batch_size: int,
+    seed: int,
+    num_workers: int = 0,
 ) -> DataLoader:
     """A re-iterable DataLoader of (images, input_ids, attention_mask) batches, one pass per epoch.
 

@@ -27,12 +27,12 @@ from tasks.retrieval.sampling import ImageCaptionPairs, training_batches
 EVAL_BATCH_SIZE = 256
 PROBE_SHUFFLE_SEED = 0
 
-_RECALLS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mean_r1", "mrr")
+_FRACTION_METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mean_r1", "mrr")
 VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
     "train/infonce": (0.0, INF),
     "train/hard_negative_hinge": (0.0, INF),
-    **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _RECALLS},
+    **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
     **{f"{split}/rsum": (0.0, 6.0) for split in ("val", "test")},
     "*/chance/*": (0.0, 1.0),
     "probe/*/offdiag_cosine": (-1.0, 1.0),
@@ -63,7 +63,9 @@ def tokenise_split(split: data.RetrievalSplit, tokenizer: Any, max_tokens: int) 
     return TokenisedSplit(split.images, input_ids, attention_mask, split.caption_image_index)
 
 
-def drop_padding_columns(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_padding_columns(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Remove token columns that are padding in every row (short captions run much faster)."""
     keep = attention_mask.bool().any(dim=0)
     return input_ids[:, keep], attention_mask[:, keep]
@@ -78,7 +80,9 @@ def derangement(count: int, seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_split(model: DualEncoder, split: TokenisedSplit, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_split(
+    model: DualEncoder, split: TokenisedSplit, device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Embed every image and caption of a split in eval mode, in batches.
 
     Returns (image embeddings (N, d), caption embeddings (5N, d)), float32 on CPU, unit norm.
@@ -88,15 +92,22 @@ def encode_split(model: DualEncoder, split: TokenisedSplit, device: Any) -> tupl
     model.eval()
     try:
         image_parts = [
-            model.encode_images(normalise_images(split.images[start : start + EVAL_BATCH_SIZE].to(device))).float().cpu()
+            model.encode_images(
+                normalise_images(split.images[start : start + EVAL_BATCH_SIZE].to(device))
+            )
+            .float()
+            .cpu()
             for start in range(0, split.num_images, EVAL_BATCH_SIZE)
         ]
         text_parts = []
         for start in range(0, len(split.input_ids), EVAL_BATCH_SIZE):
             input_ids, attention_mask = drop_padding_columns(
-                split.input_ids[start : start + EVAL_BATCH_SIZE], split.attention_mask[start : start + EVAL_BATCH_SIZE]
+                split.input_ids[start : start + EVAL_BATCH_SIZE],
+                split.attention_mask[start : start + EVAL_BATCH_SIZE],
             )
-            text_parts.append(model.encode_texts(input_ids.to(device), attention_mask.to(device)).float().cpu())
+            text_parts.append(
+                model.encode_texts(input_ids.to(device), attention_mask.to(device)).float().cpu()
+            )
     finally:
         for module, training in modes.items():
             module.training = training
@@ -122,7 +133,11 @@ class RetrievalTask:
 
     def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, train/load the tokeniser, build the seeded model on `device`."""
-        config = config if isinstance(config, RetrievalConfig) else RetrievalConfig.model_validate(dict(config))
+        config = (
+            config
+            if isinstance(config, RetrievalConfig)
+            else RetrievalConfig.model_validate(dict(config))
+        )
         data_dir = Path(data_dir)
         data.check_data(data_dir)
         captions = data.read_captions(data_dir)
@@ -131,17 +146,31 @@ class RetrievalTask:
         model, tokenizer = build_dual_encoder(config, train_split.captions)
         model.to(device)
         train = tokenise_split(train_split, tokenizer, config.max_caption_tokens)
-        pairs = ImageCaptionPairs(train.images, train.input_ids, train.attention_mask, train.caption_image_index)
+        pairs = ImageCaptionPairs(
+            train.images, train.input_ids, train.attention_mask, train.caption_image_index
+        )
         batches = training_batches(
-            pairs, train.num_images, data.CAPTIONS_PER_IMAGE, config.batch_size, config.seed, config.num_workers
+            pairs,
+            train.num_images,
+            data.CAPTIONS_PER_IMAGE,
+            config.batch_size,
+            config.seed,
+            config.num_workers,
         )
         setup = TrialSetup(
             model=model,
             train_batches=batches,
             device=device,
             unfreezable_blocks=model.unfreezable_blocks(),
-            extras={"config": config, "tokenizer": tokenizer, "data_dir": data_dir, "captions": captions,
-                    "splits": {}, "training_steps": 0, "val_embeddings": None},
+            extras={
+                "config": config,
+                "tokenizer": tokenizer,
+                "data_dir": data_dir,
+                "captions": captions,
+                "splits": {},
+                "training_steps": 0,
+                "val_embeddings": None,
+            },
         )
         self._split(setup, "val")  # load now so a bad val image fails before any training
         return setup
@@ -152,9 +181,12 @@ class RetrievalTask:
         images, input_ids, attention_mask = batch
         input_ids, attention_mask = drop_padding_columns(input_ids, attention_mask)
         model: DualEncoder = setup.model
-        image_embeddings = model.encode_images(normalise_images(images.to(setup.device, non_blocking=True)))
+        image_embeddings = model.encode_images(
+            normalise_images(images.to(setup.device, non_blocking=True))
+        )
         text_embeddings = model.encode_texts(
-            input_ids.to(setup.device, non_blocking=True), attention_mask.to(setup.device, non_blocking=True)
+            input_ids.to(setup.device, non_blocking=True),
+            attention_mask.to(setup.device, non_blocking=True),
         )
         setup.extras["training_steps"] += 1
         return contrastive_loss(
@@ -172,8 +204,14 @@ class RetrievalTask:
         tokenised = self._split(setup, split)
         image_embeddings, text_embeddings = encode_split(setup.model, tokenised, setup.device)
         if split == "val":
-            setup.extras["val_embeddings"] = (setup.extras["training_steps"], image_embeddings, text_embeddings)
-        metrics = retrieval_metrics(image_embeddings @ text_embeddings.T, tokenised.caption_image_index)
+            setup.extras["val_embeddings"] = (
+                setup.extras["training_steps"],
+                image_embeddings,
+                text_embeddings,
+            )
+        metrics = retrieval_metrics(
+            image_embeddings @ text_embeddings.T, tokenised.caption_image_index
+        )
         return {**metrics, **chance_metrics(tokenised.num_images)}
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
@@ -184,15 +222,21 @@ class RetrievalTask:
         dim = text_embeddings.shape[-1]
         # Whole caption groups move to another image, so no caption stays with its own image.
         image_permutation = derangement(val.num_images, PROBE_SHUFFLE_SEED)
-        texts_moved = text_embeddings.view(val.num_images, data.CAPTIONS_PER_IMAGE, dim)[image_permutation].view(-1, dim)
+        texts_moved = text_embeddings.view(val.num_images, data.CAPTIONS_PER_IMAGE, dim)[
+            image_permutation
+        ].view(-1, dim)
         images_moved = image_embeddings[image_permutation]
         similarity = image_embeddings @ text_embeddings.T
         is_match = caption_index[None, :] == torch.arange(val.num_images)[:, None]
         return {
             **embedding_statistics(image_embeddings, "image"),
             **embedding_statistics(text_embeddings, "text"),
-            "image_shuffled/mean_r1": retrieval_metrics(images_moved @ text_embeddings.T, caption_index)["mean_r1"],
-            "text_shuffled/mean_r1": retrieval_metrics(image_embeddings @ texts_moved.T, caption_index)["mean_r1"],
+            "image_shuffled/mean_r1": retrieval_metrics(
+                images_moved @ text_embeddings.T, caption_index
+            )["mean_r1"],
+            "text_shuffled/mean_r1": retrieval_metrics(
+                image_embeddings @ texts_moved.T, caption_index
+            )["mean_r1"],
             **pair_similarities(similarity, is_match),
         }
 
@@ -203,15 +247,25 @@ class RetrievalTask:
         cache = setup.extras["splits"]
         if split not in cache:
             config: RetrievalConfig = setup.extras["config"]
-            loaded = data.load_split(setup.extras["data_dir"], split, config.image_size, setup.extras["captions"])
-            cache[split] = tokenise_split(loaded, setup.extras["tokenizer"], config.max_caption_tokens)
+            loaded = data.load_split(
+                setup.extras["data_dir"], split, config.image_size, setup.extras["captions"]
+            )
+            cache[split] = tokenise_split(
+                loaded, setup.extras["tokenizer"], config.max_caption_tokens
+            )
         return cache[split]
 
-    def _val_embeddings(self, setup: TrialSetup, val: TokenisedSplit) -> tuple[torch.Tensor, torch.Tensor]:
+    def _val_embeddings(
+        self, setup: TrialSetup, val: TokenisedSplit
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Val embeddings from the last evaluate, unless the model has trained since."""
         cached = setup.extras["val_embeddings"]
         if cached is not None and cached[0] == setup.extras["training_steps"]:
             return cached[1], cached[2]
         image_embeddings, text_embeddings = encode_split(setup.model, val, setup.device)
-        setup.extras["val_embeddings"] = (setup.extras["training_steps"], image_embeddings, text_embeddings)
+        setup.extras["val_embeddings"] = (
+            setup.extras["training_steps"],
+            image_embeddings,
+            text_embeddings,
+        )
         return image_embeddings, text_embeddings

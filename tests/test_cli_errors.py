@@ -1,0 +1,77 @@
+"""Bad input through the real CLI: one line saying what is wrong, exit code 2, nothing written."""
+
+from pathlib import Path
+
+from tests.conftest import orchestrate
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def assert_nothing_written(workdir: Path, *allowed: str) -> None:
+    assert sorted(p.name for p in workdir.iterdir()) == sorted(allowed)
+
+
+def test_unknown_task(workdir):
+    result = orchestrate("sweep", "--task", "no_such_task", cwd=workdir)
+    assert_one_line_error(result, "unknown task 'no_such_task'", "retrieval")
+    assert_nothing_written(workdir)
+
+
+def test_plugin_reference_that_does_not_import(workdir):
+    result = orchestrate("sweep", "--task", "no_such_pkg.mod:task", cwd=workdir)
+    assert_one_line_error(result, "cannot import module 'no_such_pkg.mod'")
+    assert_nothing_written(workdir)
+
+
+def test_plugin_object_without_the_task_interface(workdir):
+    (workdir / "half_task.py").write_text("class HalfTask:\n    name = 'half'\n\ntask = HalfTask()\n")
+    result = orchestrate("sweep", "--task", "half_task:task", cwd=workdir)
+    assert_one_line_error(result, "lacks the task interface", "metric")
+    assert_nothing_written(workdir, "half_task.py")
+
+
+def test_malformed_search_space(workdir):
+    space = workdir / "bad.yaml"
+    space.write_text(Path("search_spaces/retrieval.yaml").resolve().read_text().replace(
+        "low: 0.03, high: 0.2", "low: 0.3, high: 0.2"))
+    result = orchestrate("sweep", "--task", "retrieval", "--space", str(space), cwd=workdir)
+    assert_one_line_error(result, str(space), "parameters.temperature", "greater than high")
+    assert_nothing_written(workdir, "bad.yaml")
+
+
+def test_missing_and_empty_data_directory(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--data-dir", "absent", cwd=workdir)
+    assert_one_line_error(result, "--data-dir absent: no such directory")
+    (workdir / "empty").mkdir()
+    result = orchestrate("sweep", "--task", "retrieval", "--data-dir", "empty", cwd=workdir)
+    assert_one_line_error(result, "the directory is empty", "orchestrate data --task retrieval")
+    assert_nothing_written(workdir, "empty")
+
+
+def test_caption_file_with_wrong_count_per_image(workdir):
+    assert orchestrate("data", "--task", "retrieval", "--out", "flickr", cwd=workdir).returncode == 0
+    captions = workdir / "flickr" / "captions.txt"
+    lines = captions.read_text().splitlines()
+    captions.write_text("\n".join(lines[:-1]) + "\n")  # the last image now has 4 captions
+    result = orchestrate("sweep", "--task", "retrieval", "--data-dir", "flickr", cwd=workdir)
+    assert_one_line_error(result, "has 4 captions, needs exactly 5")
+    assert_nothing_written(workdir, "flickr")
+
+
+def test_best_without_any_sweep(workdir):
+    result = orchestrate("best", "--task", "retrieval", "--out", "winners", cwd=workdir)
+    assert_one_line_error(result, "no MLflow store at sqlite:///mlflow.db", "orchestrate sweep")
+    assert_nothing_written(workdir)
+
+
+def test_resume_needs_a_name(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--resume", cwd=workdir)
+    assert_one_line_error(result, "--resume needs the --name")
