@@ -181,8 +181,8 @@ def test_two_training_steps_give_finite_loss_and_gradients_in_both_encoders(demo
     model = demo_setup.model
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    image_stem = demo_setup.unfreezable_blocks["image"][-1]
-    text_embeddings = demo_setup.unfreezable_blocks["text"][-1]
+    image_stem = model.image_encoder.blocks_top_first()[-1]
+    text_embeddings = model.text_encoder.blocks_top_first()[-1]
     batches = iter(demo_setup.train_batches)
     for _ in range(2):
         optimizer.zero_grad()
@@ -196,22 +196,25 @@ def test_two_training_steps_give_finite_loss_and_gradients_in_both_encoders(demo
         optimizer.step()
 
 
+def test_encoders_from_random_init_are_not_handed_over_for_freezing(demo_setup):
+    assert demo_setup.unfreezable_blocks == {}
+
+
 def test_unfreezable_blocks_are_disjoint_submodules_top_first(demo_setup):
     model = demo_setup.model
-    assert demo_setup.unfreezable_blocks["image"][0] is model.image_encoder.blocks[-1]
-    assert (
-        demo_setup.unfreezable_blocks["text"][0] is model.text_encoder.transformer.encoder.layer[-1]
-    )
+    blocks = model.unfreezable_blocks(image_pretrained=True, text_pretrained=True)
+    assert blocks["image"][0] is model.image_encoder.blocks[-1]
+    assert blocks["text"][0] is model.text_encoder.transformer.encoder.layer[-1]
     submodules = {id(module) for module in model.modules()}
     params = [
         id(p)
-        for blocks in demo_setup.unfreezable_blocks.values()
+        for blocks in blocks.values()
         for block in blocks
         for p in block.parameters()
     ]
     assert all(
         id(block) in submodules
-        for blocks in demo_setup.unfreezable_blocks.values()
+        for blocks in blocks.values()
         for block in blocks
     )
     assert len(params) == len(set(params))

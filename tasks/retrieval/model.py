@@ -37,12 +37,18 @@ class DualEncoder(nn.Module):
         """(B, L) token ids and mask -> (B, embed_dim) unit vectors."""
         return F.normalize(self.text_head(self.text_encoder(input_ids, attention_mask)), dim=-1)
 
-    def unfreezable_blocks(self) -> dict[str, list[nn.Module]]:
-        """Each encoder's blocks, top (nearest the head) first."""
-        return {
-            "image": self.image_encoder.blocks_top_first(),
-            "text": self.text_encoder.blocks_top_first(),
-        }
+    def unfreezable_blocks(self, image_pretrained: bool, text_pretrained: bool) -> dict[str, list[nn.Module]]:
+        """The pretrained encoders' blocks, top (nearest the head) first.
+
+        An encoder built from random init is left out: freezing random weights only hides the
+        input (a frozen random CNN maps every image to nearly the same vector), so it always trains.
+        """
+        blocks = {}
+        if image_pretrained:
+            blocks["image"] = self.image_encoder.blocks_top_first()
+        if text_pretrained:
+            blocks["text"] = self.text_encoder.blocks_top_first()
+        return blocks
 
 
 def build_dual_encoder(

@@ -161,7 +161,10 @@ class RetrievalTask:
             model=model,
             train_batches=batches,
             device=device,
-            unfreezable_blocks=model.unfreezable_blocks(),
+            unfreezable_blocks=model.unfreezable_blocks(
+                image_pretrained=config.image_weights is not None,
+                text_pretrained=config.text_encoder is not None,
+            ),
             extras={
                 "config": config,
                 "tokenizer": tokenizer,
