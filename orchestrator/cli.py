@@ -124,6 +124,29 @@ def best(
 
 
 @app.command()
+def report(
+    task: str = typer.Option(..., "--task", help="task name or package.module:object"),
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Show a task's trials from MLflow: params, best metric, status, guard and reason."""
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator.report import report_table, trial_rows
+
+    def body() -> None:
+        loaded = load_task(task_reference(task))
+        uri = _tracking_uri(tracking_uri)
+        _require_existing_sqlite_file(uri)
+        rows = trial_rows(MlflowClient(uri), loaded)
+        if not rows:
+            raise UsageError(f"no trial of task {loaded.name!r} in {uri}; run `orchestrate sweep` first")
+        console.print(report_table(loaded, rows))
+
+    _run_reporting_errors(debug, body)
+
+
+@app.command()
 def data(
     task: str = typer.Option(..., "--task", help="task name or package.module:object"),
     out: Path = typer.Option(..., help="directory to write the demo dataset into"),

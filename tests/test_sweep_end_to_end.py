@@ -39,6 +39,9 @@ def test_demo_sweep_prunes_tracks_beats_chance_and_exports_a_reproducible_winner
     assert all(run.info.status in ("FINISHED", "FAILED") for run in trials)
     statuses = [run.data.tags["orchestrate.status"] for run in trials]
     assert "pruned" in statuses, statuses
+    # healthy demo trials: no failure guard may stop one (a plateau stop is not a failure)
+    guards = [run.data.tags.get("orchestrate.guard") for run in trials]
+    assert set(guards) <= {None, "plateau"}, guards
 
     # every epoch of every trial is a step of its metric history
     for run in trials:
@@ -63,6 +66,9 @@ def test_demo_sweep_prunes_tracks_beats_chance_and_exports_a_reproducible_winner
     config = yaml.safe_load((winners / "config.yaml").read_text())
     assert config["task"] == "tasks.retrieval:task" and "temperature" in config["config"]
     assert metrics["run_id"] in (winners / "README.md").read_text()
+
+    report = orchestrate("report", "--task", "retrieval", cwd=workdir)
+    assert report.returncode == 0 and report.stdout.count("demo-") == TRIALS, report.stdout
 
     evaluation = orchestrate("evaluate", "--model", "winners", "--split", "val", cwd=workdir)
     assert evaluation.returncode == 0, evaluation.stderr
