@@ -46,6 +46,9 @@ def _require_existing_sqlite_file(uri: str) -> None:
 
 def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # An unreachable tracking server should fail in seconds, not after minutes of back-off.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     try:
         body()
     except USER_ERRORS as error:

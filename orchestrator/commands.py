@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.progress import summary_table
+from orchestrator.tracking import open_experiment
 from orchestrator.sweep import PreparedSweep, SweepOptions, UsageError, check_resources, prepare, run
 
 
@@ -29,6 +32,9 @@ def run_sweeps(
     prepared = [prepare(name, space, data_dir, options) for name in task_names]
     _check_no_earlier_sweep(prepared, options)
     _connect_ray(address, prepared, options)
+    # The tracking store is checked before any trial starts: one line if it is unreachable.
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
 
     summaries = []
     failed_logging: list[str] = []
@@ -38,7 +44,7 @@ def run_sweeps(
             f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_dir}",
             highlight=False, markup=False,
         )
-        ledger, tracker = run(one, options, tracking_uri, console)
+        ledger, tracker = run(one, options, client, experiment_ids[one.task.name], console)
         failed_logging += tracker.failed_calls
         counts = ledger.counts()
         winner = ledger.best()
@@ -84,6 +90,20 @@ def _check_no_earlier_sweep(prepared: list[PreparedSweep], options: SweepOptions
             )
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast on a host:port nobody listens on; `ray.init` would wait for minutes."""
+    if address in ("auto", "local") or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"cannot connect to the Ray cluster at --address {address!r} ({error}); "
+            "check the address, or leave --address out to start a local Ray"
+        ) from None
+
+
 def _connect_ray(address: str | None, prepared: list[PreparedSweep], options: SweepOptions) -> None:
     import optuna
     import ray
@@ -95,6 +115,10 @@ def _connect_ray(address: str | None, prepared: list[PreparedSweep], options: Sw
     # Our own progress table replaces Tune's console output.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Token authentication stays on; Ray's notice that it is on is not news to print each run.
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    if address is not None:
+        _check_reachable(address)
     try:
         ray.init(
             address=address,

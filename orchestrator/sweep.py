@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow.tracking import MlflowClient
 from optuna.samplers import TPESampler
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
@@ -23,7 +24,7 @@ from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
-from orchestrator.tracking import MlflowTracker, open_experiment
+from orchestrator.tracking import MlflowTracker
 from orchestrator.trainable import TrialPlan, run_trial
 from tasks.base import Task
 
@@ -124,15 +125,12 @@ def check_resources(options: SweepOptions, node_resources: list[dict[str, float]
 
 
 def run(
-    prepared: PreparedSweep, options: SweepOptions, tracking_uri: str, console: Console
+    prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
+    console: Console,
 ) -> tuple[OutcomeLedger, MlflowTracker]:
     """Run one task's sweep to the end and return its ledger and its tracker."""
-    from mlflow.tracking import MlflowClient
-
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = open_experiment(client, task.name)
     if prepared.make_demo_data:
         console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
                       highlight=False, markup=False)

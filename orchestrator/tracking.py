@@ -9,6 +9,7 @@ A failing tracking store never stops the sweep: the calls that failed are counte
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -51,10 +52,18 @@ def open_experiment(client: MlflowClient, task_name: str) -> str:
         return experiment_id
     except Exception as error:  # noqa: BLE001 - any store failure means the same to the user
         raise TrackingUnavailable(
-            f"cannot reach the MLflow tracking store {client.tracking_uri!r} "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-            "check --tracking-uri"
+            f"cannot reach the MLflow tracking store {client.tracking_uri!r} ({_cause(error)}); "
+            "check --tracking-uri or MLFLOW_TRACKING_URI"
         ) from None
+
+
+def _cause(error: Exception) -> str:
+    """The informative bit of a store error: the OS error if there is one, else its first line."""
+    found = re.search(r"\[Errno -?\d+\] [^\"')(]+", str(error))
+    if found:
+        return found.group(0).strip()
+    first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
 
 
 class MlflowTracker(tune.Callback):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from orchestrator.health import HealthConfig, check_health
@@ -43,6 +44,7 @@ class TrialPlan:
 
 def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     task = load_task(plan.task_reference)
+    node_id = ray.get_runtime_context().get_node_id()  # shows where each trial ran
     hyperparameters = task.config_model.model_validate(config)
     seed_everything(hyperparameters.seed)
     setup = task.build(hyperparameters, Path(plan.data_dir), training_device())
@@ -67,6 +69,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         setup.model.eval()
         result = {
             "epoch": epoch + 1,
+            "node_id": node_id,
             **prefixed("train", losses),
             **prefixed("val", task.evaluate(setup, "val")),
             **prefixed("probe", task.probe(setup)),

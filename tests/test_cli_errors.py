@@ -75,3 +75,32 @@ def test_best_without_any_sweep(workdir):
 def test_resume_needs_a_name(workdir):
     result = orchestrate("sweep", "--task", "retrieval", "--resume", cwd=workdir)
     assert_one_line_error(result, "--resume needs the --name")
+
+
+def test_unreadable_image(workdir):
+    assert orchestrate("data", "--task", "retrieval", "--out", "flickr", cwd=workdir).returncode == 0
+    val_image = (workdir / "flickr" / "Flickr_8k.devImages.txt").read_text().split()[0]
+    (workdir / "flickr" / "Images" / val_image).write_bytes(b"not a png")
+    result = orchestrate("sweep", "--task", "retrieval", "--data-dir", "flickr", cwd=workdir)
+    assert_one_line_error(result, val_image)
+    assert_nothing_written(workdir, "flickr")
+
+
+def test_unreachable_ray_address(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--address", "127.0.0.1:1", cwd=workdir,
+                         timeout=300)
+    assert_one_line_error(result, "cannot connect to the Ray cluster at --address '127.0.0.1:1'")
+    assert_nothing_written(workdir)
+
+
+def test_more_gpus_per_trial_than_any_node_has(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--gpus-per-trial", "4", cwd=workdir)
+    assert_one_line_error(result, "--gpus-per-trial 4 is more than any node has")
+    assert_nothing_written(workdir)
+
+
+def test_unreachable_tracking_server_fails_before_any_trial(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--tracking-uri", "http://127.0.0.1:9",
+                         cwd=workdir, timeout=300)
+    assert_one_line_error(result, "cannot reach the MLflow tracking store 'http://127.0.0.1:9'")
+    assert_nothing_written(workdir)
