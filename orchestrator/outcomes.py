@@ -97,7 +97,8 @@ class OutcomeLedger:
     def best(self) -> TrialOutcome | None:
         finished = [
             o for o in self.trials.values()
-            if o.best_metric is not None and (o.status in ("completed", "pruned") or not o.guard_is_failure)
+            if o.best_metric is not None and (
+                o.status in ("completed", "pruned") or (o.status == "stopped" and not o.guard_is_failure))
         ]
         if not finished:
             return None
