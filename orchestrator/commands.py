@@ -42,7 +42,7 @@ def run_sweeps(
         console.print(
             f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
             f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_dir}",
-            highlight=False, markup=False,
+            highlight=False, markup=False, soft_wrap=True,
         )
         ledger, tracker = run(one, options, client, experiment_ids[one.task.name], console)
         failed_logging += tracker.failed_calls
@@ -64,7 +64,7 @@ def run_sweeps(
     if failed_logging:
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")
         for line in failed_logging:
-            console.print(f"  {line}", highlight=False, markup=False)
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _stopped_text(ledger) -> str:

@@ -219,8 +219,8 @@ class FlatLineGuard(_Guard):
     """Stops a trial whose training loss does not move: the weights are not learning.
 
     Fires when the loss is identical (within `relative_tolerance`) over the last
-    `window_reports` reports, or when it has been exactly 0 on every report since the first
-    and there are `zero_loss_reports` of them (a loss of exactly 0 gives no gradient at all).
+    `window_reports` reports, or when it was exactly 0 on the last `zero_loss_reports` reports
+    (from the start, or after collapsing there): a loss of exactly 0 gives no gradient at all.
     """
 
     name: ClassVar[str] = "flat_line"
@@ -234,7 +234,7 @@ class FlatLineGuard(_Guard):
         description="max spread (max - min) over the window, relative to the largest |loss|",
     )
     zero_loss_reports: int = Field(
-        2, ge=1, description="reports of a loss exactly 0 from the first report that suffice"
+        2, ge=1, description="consecutive latest reports of a loss of exactly 0 that suffice"
     )
 
     def check(self, history, *, metric, mode, value_bounds):
@@ -243,15 +243,19 @@ class FlatLineGuard(_Guard):
             return None  # the latest report has no loss to judge
         epoch = _epoch(history, len(history) - 1)
         values = [value for _, value in series]
-        if len(values) >= self.zero_loss_reports and all(value == 0.0 for value in values):
+        latest = values[-self.zero_loss_reports :]
+        if len(latest) == self.zero_loss_reports and all(value == 0.0 for value in latest):
+            zeros = next(
+                (i for i, value in enumerate(reversed(values)) if value != 0.0), len(values))
+            since = "since the first report" if zeros == len(values) else f"on the last {zeros} reports"
             return Verdict(
                 guard=self.name,
                 epoch=epoch,
-                evidence={self.loss_key: 0.0, "reports": float(len(values))},
+                evidence={self.loss_key: 0.0, "reports": float(zeros)},
                 reason=(
-                    f"{self.loss_key} has been exactly 0 on all {len(values)} reports since the "
-                    f"first, up to epoch {epoch}: it gives no gradient signal, so the loss is "
-                    "written wrong (e.g. compares a tensor with itself or is detached)"
+                    f"{self.loss_key} has been exactly 0 {since}, up to epoch {epoch}: it gives "
+                    "no gradient signal, so nothing more is learnt (a loss written wrong, e.g. a "
+                    "statistic the model can drive to 0, a tensor compared with itself, or detached)"
                 ),
                 is_failure=True,
             )

@@ -75,7 +75,7 @@ class ProgressDisplay(tune.Callback):
                 f"[{self.task_name}] trial {trial.trial_id} epoch {outcome.epochs}/"
                 f"{self.ledger.max_epochs}: {self.ledger.metric}={_value(outcome.last_metric)} "
                 f"(best {_value(outcome.best_metric)})",
-                highlight=False, markup=False,
+                highlight=False, markup=False, soft_wrap=True,
             )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -94,7 +94,7 @@ class ProgressDisplay(tune.Callback):
         if self.live is None and outcome is not None:
             self.console.print(
                 f"[{self.task_name}] trial {outcome.trial_id} {outcome.status}: {outcome.reason}",
-                highlight=False, markup=False,
+                highlight=False, markup=False, soft_wrap=True,
             )
 
 

@@ -133,7 +133,7 @@ def run(
     metric, mode = spec.metric, spec.mode
     if prepared.make_demo_data:
         console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)
         task.make_demo_data(prepared.data_dir, seed=options.seed)
 
     ledger = OutcomeLedger(metric, mode, prepared.max_epochs)

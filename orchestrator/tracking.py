@@ -26,6 +26,7 @@ from orchestrator.training import MODEL_FILE, RESULT_FILE
 ROLE, STATUS, REASON, GUARD = "orchestrate.role", "orchestrate.status", "orchestrate.reason", "orchestrate.guard"
 SWEEP, TASK, TRIAL_ID = "orchestrate.sweep", "orchestrate.task", "orchestrate.trial_id"
 PARENT = "mlflow.parentRunId"
+NODE_ID = "orchestrate.node_id"  # the Ray node the trial's latest epoch ran on
 MODEL_ARTIFACT_DIR = "model"
 CONFIG_ARTIFACT = "config.yaml"
 REPORTED_PREFIXES = ("train/", "val/", "probe/")
@@ -151,9 +152,10 @@ class MlflowTracker(tune.Callback):
             if key.startswith(REPORTED_PREFIXES) and isinstance(value, (int, float))
             and not isinstance(value, bool)
         ]
+        tags = [RunTag(NODE_ID, str(result["node_id"]))] if result.get("node_id") else []
         self._safely(
             f"log epoch {step} of trial {trial.trial_id}",
-            lambda: self.client.log_batch(self._trial_run(trial), metrics=metrics),
+            lambda: self.client.log_batch(self._trial_run(trial), metrics=metrics, tags=tags),
         )
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):

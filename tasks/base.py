@@ -70,7 +70,8 @@ class TrialSetup:
     """What `Task.build` returns: the pieces of one trial the generic loop drives.
 
     model: the whole trainable model (its state_dict is what gets checkpointed and exported).
-    train_batches: re-iterable per epoch (e.g. a DataLoader); items are passed to training_step.
+    train_batches: re-iterable per epoch with a len() (e.g. a DataLoader); each pass is one
+        epoch, its items go to training_step, and len() (batches per epoch) sizes the schedule.
     unfreezable_blocks: per encoder name, its blocks ordered top (nearest the head) first; the
         loop freezes and frees them by the unfreezing schedule. Parameters of the model that are
         in no block always train at the base learning rate.

@@ -150,9 +150,8 @@ def _negative_loss_onset(history):
 
 def _flat_loss_onset(history):
     losses = {e: r["train/loss"] for e, r in history.items()}
-    if losses[1] == 0.0:
-        return 1, 1
-    raw = next(e for e in losses if e > 1 and losses[e] == losses[e - 1])
+    # the failure appears at the first report of exactly 0, or the first that repeats the last
+    raw = next(e for e in losses if losses[e] == 0.0 or (e > 1 and losses[e] == losses[e - 1]))
     return raw, raw
 
 

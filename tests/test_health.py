@@ -500,3 +500,13 @@ def test_empty_history_and_bad_mode():
     assert run([]) is None
     with pytest.raises(ValueError, match="mode"):
         run(healthy_retrieval_history(1), mode="maximise")
+
+
+def test_loss_collapsing_to_exactly_zero_mid_training_is_caught_on_its_second_zero():
+    history = healthy_retrieval_history(5)
+    history[2]["train/loss"] = 0.0
+    history[3]["train/loss"] = 0.0
+    verdict = first_verdict_over_prefixes(history)
+    assert verdict.guard == "flat_line" and verdict.epoch == 4
+    assert verdict.evidence == {"train/loss": 0.0, "reports": 2.0}
+    assert "on the last 2 reports" in verdict.reason
