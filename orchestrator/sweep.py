@@ -24,7 +24,7 @@ from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
-from orchestrator.tracking import MlflowTracker
+from orchestrator.tracking import FinalResult, MlflowTracker
 from orchestrator.trainable import TrialPlan, run_trial
 from tasks.base import Task
 
@@ -168,6 +168,7 @@ def run(
         tuner = tune.Tuner.restore(
             experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
+        _use_callbacks(tuner, callbacks)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -190,11 +191,29 @@ def run(
                 verbose=0,
             ),
         )
+    final_results = None
     try:
-        tuner.fit()
+        grid = tuner.fit()
+        final_results = {
+            _trial_id(result): FinalResult(
+                result.metrics, None if result.error is None else str(result.error))
+            for result in grid
+        }
     finally:
-        tracker.end_sweep()
+        tracker.end_sweep(final_results)
     return ledger, tracker
+
+
+def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:
+    """Give a restored Tuner this process's callbacks.
+
+    Tune restores the callbacks pickled when the sweep began, with that moment's (empty)
+    state; the ledger and tracker of this process must be the ones that see the results.
+    """
+    run_config = getattr(getattr(tuner, "_local_tuner", None), "get_run_config", lambda: None)()
+    if run_config is None:
+        raise UsageError("this Ray version cannot resume a sweep with new callbacks; start a new --name")
+    run_config.callbacks = callbacks
 
 
 def _searcher(spec: SearchSpaceSpec, options: SweepOptions) -> Any:
@@ -221,6 +240,11 @@ def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
 
 def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
+
+
+def _trial_id(result: tune.Result) -> str:
+    """A result's trial id, also for a trial that failed before it reported anything."""
+    return result.metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
 
 
 def _stopped_by_health_guard(trial_id: str, result: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from orchestrator.outcomes import OutcomeLedger, is_better
+from orchestrator.outcomes import OutcomeLedger, fail, finish, is_better, record_result
 from orchestrator.training import MODEL_FILE, RESULT_FILE
 
 ROLE, STATUS, REASON, GUARD = "orchestrate.role", "orchestrate.status", "orchestrate.reason", "orchestrate.guard"
@@ -30,11 +31,20 @@ NODE_ID = "orchestrate.node_id"  # the Ray node the trial's latest epoch ran on
 MODEL_ARTIFACT_DIR = "model"
 CONFIG_ARTIFACT = "config.yaml"
 REPORTED_PREFIXES = ("train/", "val/", "probe/")
+RETRY_AFTER_SECONDS = 30.0
 
 
 def best_metric_key(metric: str) -> str:
     """The metric under which a trial's best value (the one its exported weights reach) is kept."""
     return f"best/{metric}"
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """How Ray Tune last saw a trial: its last result, and its error text if it failed."""
+
+    last_result: dict[str, Any]
+    error: str | None
 
 
 class TrackingUnavailable(RuntimeError):
@@ -89,7 +99,9 @@ class MlflowTracker(tune.Callback):
         self.full_config = full_config
         self.parent_run_id: str | None = None
         self.trial_runs: dict[str, str] = {}
+        self.logged_steps: dict[str, int] = {}
         self.failed_calls: list[str] = []
+        self.unreachable_until = 0.0
 
     # Tune pickles its callbacks with the experiment state; a client holds locks, so it is
     # left out and rebuilt from its URI.
@@ -113,6 +125,7 @@ class MlflowTracker(tune.Callback):
         if existing:
             self.parent_run_id = existing[0].info.run_id
             self.client.update_run(self.parent_run_id, status="RUNNING")
+            self._recall_earlier_trials()
         else:
             run = self.client.create_run(
                 self.experiment_id,
@@ -126,7 +139,9 @@ class MlflowTracker(tune.Callback):
             )
         return self.parent_run_id
 
-    def end_sweep(self) -> None:
+    def end_sweep(self, final_results: dict[str, FinalResult] | None) -> None:
+        """Close the parent run and any trial run left running (see _close_unfinished)."""
+        self._safely("close trial runs left running", lambda: self._close_unfinished(final_results))
         counts = self.ledger.counts()
         best = self.ledger.best()
 
@@ -146,6 +161,8 @@ class MlflowTracker(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("training_iteration", 0))
+        if step <= self.logged_steps.get(trial.trial_id, 0):
+            return  # re-run after a restore from an older checkpoint: MLflow has this epoch
         metrics = [
             Metric(key, float(value), _now(), step)
             for key, value in result.items()
@@ -153,10 +170,12 @@ class MlflowTracker(tune.Callback):
             and not isinstance(value, bool)
         ]
         tags = [RunTag(NODE_ID, str(result["node_id"]))] if result.get("node_id") else []
-        self._safely(
-            f"log epoch {step} of trial {trial.trial_id}",
-            lambda: self.client.log_batch(self._trial_run(trial), metrics=metrics, tags=tags),
-        )
+
+        def log() -> None:
+            self.client.log_batch(self._trial_run(trial), metrics=metrics, tags=tags)
+            self.logged_steps[trial.trial_id] = step
+
+        self._safely(f"log epoch {step} of trial {trial.trial_id}", log)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self._safely(
@@ -182,6 +201,9 @@ class MlflowTracker(tune.Callback):
         if found:
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            self.client.set_tag(run_id, STATUS, "running")
+            history = self.client.get_metric_history(run_id, self.ledger.metric)
+            self.logged_steps[trial.trial_id] = max((m.step for m in history), default=0)
         else:
             run_id = self._create_trial_run(trial)
         self.trial_runs[trial.trial_id] = run_id
@@ -243,10 +265,75 @@ class MlflowTracker(tune.Callback):
         self.client.set_terminated(run_id, mlflow_status)
 
     def _safely(self, what: str, call: Callable[[], Any]) -> None:
+        """Run one tracking call; a failure is recorded, never raised.
+
+        After a failure the store is left alone for RETRY_AFTER_SECONDS (each call to a dead
+        server costs seconds of retries, paid by the whole sweep); skipped calls are recorded too.
+        """
+        if time.monotonic() < self.unreachable_until:
+            self.failed_calls.append(f"skipped ({what}): the tracking store was unreachable")
+            return
         try:
             call()
         except Exception as error:  # noqa: BLE001 - tracking must never stop the sweep
-            self.failed_calls.append(f"could not {what}: {type(error).__name__}: {error}")
+            self.failed_calls.append(f"could not {what}: {_cause(error)}")
+            self.unreachable_until = time.monotonic() + RETRY_AFTER_SECONDS
+
+    def _trial_runs_of_sweep(self) -> list:
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{PARENT}` = '{self.parent_run_id}' and tags.`{ROLE}` = 'trial'",
+            max_results=50000,
+        )
+
+    def _recall_earlier_trials(self) -> None:
+        """On resume: put the trials that ended before the interruption back in the ledger."""
+        for run in self._trial_runs_of_sweep():
+            tags = run.data.tags
+            if tags.get(STATUS, "running") in ("running", "interrupted"):
+                continue  # Tune resumes it, or it is closed at the end (_close_unfinished)
+            outcome = self.ledger.outcome(tags[TRIAL_ID], dict(run.data.params))
+            outcome.status = tags[STATUS]
+            outcome.reason = tags.get(REASON, "")
+            outcome.guard = tags.get(GUARD)
+            outcome.guard_is_failure = outcome.guard not in (None, "plateau")
+            outcome.best_metric = run.data.metrics.get(best_metric_key(self.ledger.metric))
+            outcome.last_metric = run.data.metrics.get(self.ledger.metric)
+            outcome.epochs = int(run.data.metrics.get("best/epoch", 0))
+
+    def _close_unfinished(self, final_results: dict[str, FinalResult] | None) -> None:
+        """After Tune returns, no trial run may stay RUNNING.
+
+        final_results maps each trial Tune knows to its last result and error (None when Tune
+        itself raised). A trial whose last result is not `done` was interrupted: `--resume`
+        reopens its run. A finished trial whose run was not closed (its driver died first) is
+        closed from its last result. A run Tune has no record of (its driver was killed before
+        Tune's experiment state recorded the trial) can never finish: it is `failed`.
+        """
+        for run in self._trial_runs_of_sweep():
+            if run.data.tags.get(STATUS, "running") != "running":
+                continue
+            trial_id = run.data.tags.get(TRIAL_ID, "?")
+            outcome = self.ledger.outcome(trial_id, dict(run.data.params))
+            final = None if final_results is None else final_results.get(trial_id)
+            if final_results is not None and final is None:
+                status, mlflow_status = "failed", "FAILED"
+                reason = ("the sweep's driver was killed while this trial ran, before Ray Tune "
+                          "recorded it; the resumed sweep sampled a new trial in its place")
+                outcome.status, outcome.reason = status, reason
+            elif final is not None and final.error:
+                fail(outcome, final.error)
+                status, mlflow_status, reason = "failed", "FAILED", outcome.reason
+            elif final is not None and final.last_result.get("done"):
+                record_result(outcome, final.last_result, self.ledger.metric, self.ledger.mode)
+                finish(outcome, final.last_result, self.ledger.metric, self.ledger.max_epochs)
+                status, mlflow_status, reason = outcome.status, "FINISHED", outcome.reason
+            else:
+                status, mlflow_status = "interrupted", "KILLED"
+                reason = (f"the sweep stopped before this trial finished; "
+                          f"`orchestrate sweep --resume --name {self.sweep_name}` continues it")
+            self.client.log_batch(run.info.run_id, tags=[RunTag(STATUS, status), RunTag(REASON, reason)])
+            self.client.set_terminated(run.info.run_id, mlflow_status)
 
 
 def _now() -> int:

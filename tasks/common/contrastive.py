@@ -25,7 +25,20 @@ def symmetric_infonce(
     Returns a scalar: (CE(logits, arange(B)) + CE(logits.T, arange(B))) / 2 with
     logits = I @ T.T / temperature; >= 0 always.
     """
-    logits_per_image = image_embeddings @ text_embeddings.T / temperature
+    return infonce_from_similarity(
+        image_embeddings @ text_embeddings.T, temperature, label_smoothing
+    )
+
+
+def infonce_from_similarity(
+    similarity: torch.Tensor, temperature: float, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Symmetric InfoNCE of a (B, B) image-text similarity matrix whose diagonal holds the pairs.
+
+    For models whose similarity is not a dot product of two embeddings (e.g. cross-attention).
+    Returns a scalar: (CE(S / t, arange(B)) + CE(S.T / t, arange(B))) / 2; >= 0 always.
+    """
+    logits_per_image = similarity / temperature
     labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
     image_to_text = F.cross_entropy(logits_per_image, labels, label_smoothing=label_smoothing)
     text_to_image = F.cross_entropy(logits_per_image.T, labels, label_smoothing=label_smoothing)
@@ -51,9 +64,21 @@ def hard_negative_hinge(
     relu(margin - s_positive + s_negative). Returns a scalar >= 0 (0 when k == 0).
     """
     similarity = image_embeddings @ text_embeddings.T
+    k = hard_negative_count(similarity.shape[0], hard_negative_ratio)
+    return hinge_from_similarity(similarity, k, margin)
+
+
+def hinge_from_similarity(similarity: torch.Tensor, negatives: int, margin: float) -> torch.Tensor:
+    """Margin hinge of a (B, B) similarity matrix (pairs on the diagonal) on hardest negatives.
+
+    For each image (row) and each text (column), its `negatives` most similar non-matching items
+    are taken (1: VSE++'s hardest negative; B - 1: every negative), and the term is the mean
+    over them of relu(margin - s_positive + s_negative), averaged over both directions.
+    Returns a scalar >= 0 (0 when negatives == 0).
+    """
     batch_size = similarity.shape[0]
-    k = hard_negative_count(batch_size, hard_negative_ratio)
-    if k == 0:
+    k = min(negatives, batch_size - 1)
+    if k <= 0:
         return similarity.new_zeros(())
     positives = similarity.diagonal()
     # The diagonal is pushed to -inf so it can never be picked as a negative.

@@ -1,0 +1,70 @@
+"""Hyperparameters of the multiview task; defaults are sized for the CPU demo."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from tasks.base import TrainingConfig
+
+
+class MultiviewConfig(TrainingConfig):
+    """The generic trial-loop fields plus the shared backbone, projection head and loss."""
+
+    batch_size: int = Field(
+        32, ge=2, description="positive pairs per training batch (= in-batch negatives + 1)"
+    )
+
+    backbone: Literal["small_cnn", "small_vit", "resnet18", "resnet50"] = Field(
+        "small_cnn", description="image backbone shared by both views; small_cnn for the CPU demo"
+    )
+    backbone_weights: Optional[str] = Field(
+        None,
+        description="local state_dict file for the backbone (torchvision layout for ResNets); "
+        "random init if unset. Only a backbone with weights is handed to the unfreezing schedule",
+    )
+    image_size: int = Field(
+        32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet)"
+    )
+
+    vit_patch_size: int = Field(4, ge=1, description="small_vit: square patch side in pixels")
+    vit_dim: int = Field(64, ge=8, description="small_vit: token width")
+    vit_heads: int = Field(4, ge=1, description="small_vit: attention heads per layer")
+    vit_layers: int = Field(2, ge=1, description="small_vit: transformer encoder layers")
+
+    embed_dim: int = Field(64, ge=2, description="embedding dimension of the projection head")
+    projection_dropout: float = Field(
+        0.1, ge=0, lt=1, description="dropout inside the projection head"
+    )
+
+    temperature: float = Field(0.1, gt=0, description="softmax temperature of InfoNCE")
+    consistency_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the view-consistency term: mean squared distance between the "
+        "two views' normalised embeddings of each positive pair",
+    )
+    hard_negative_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="fraction of in-batch negatives (hardest first) in the hinge term",
+    )
+    hard_negative_weight: float = Field(
+        0.0, ge=0, description="weight of the hard-negative hinge in the loss"
+    )
+    hard_negative_margin: float = Field(
+        0.2, ge=0, description="cosine margin of the hard-negative hinge"
+    )
+
+    @model_validator(mode="after")
+    def _vit_shape_fits(self) -> "MultiviewConfig":
+        if self.backbone == "small_vit":
+            if self.image_size % self.vit_patch_size:
+                raise ValueError(
+                    f"image_size {self.image_size} must be divisible by vit_patch_size {self.vit_patch_size}"
+                )
+            if self.vit_dim % self.vit_heads:
+                raise ValueError(f"vit_dim {self.vit_dim} must be divisible by vit_heads {self.vit_heads}")
+        return self

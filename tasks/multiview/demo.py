@@ -1,0 +1,264 @@
+"""A procedural view-pair dataset: drawn objects seen from the front and at an angle.
+
+Each object is a body shape (5 kinds) in a body colour (8 hues, jittered) carrying a marking
+pattern (7 kinds: stripes, dots, checks, a ring, a cross, ...) in a darker ink. Objects come in
+families of two that share shape, colour and ink and differ only in their pattern, so a sibling
+is a hard negative that only the marking tells apart. Each object is drawn twice at 32x32: a
+front view (small jitter) and an angled view (horizontal squash with perspective, shear,
+rotation, a small change of lighting). Per split, every object gives one positive pair (its
+front and angled views) and every family two negatives: one hard (front of one sibling, angled
+view of the other) and one random (a front view against the angled view of an object of another
+family of the same split), so labels are balanced. Splits are by family: no object is in two.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from tasks.multiview.data import COLUMNS, MANIFEST_CSV
+
+IMAGES_DIR = "images"
+IMAGE_SIDE = 32
+CANVAS = 64  # drawn at twice the size, then downsampled: smooth edges at 32x32
+FAMILIES = {"train": 52, "val": 14, "test": 14}  # 2 objects each: 104 / 28 / 28 objects
+BACKGROUND = (222, 222, 218)
+
+SHAPES = ("circle", "square", "triangle", "hexagon", "diamond")
+PATTERNS = ("horizontal_stripes", "vertical_stripes", "diagonal_stripes", "dots", "checks", "ring", "cross")
+BODY_COLOURS = (
+    (205, 50, 45),
+    (45, 150, 65),
+    (45, 85, 210),
+    (225, 190, 40),
+    (140, 60, 175),
+    (235, 125, 30),
+    (40, 170, 175),
+    (200, 70, 140),
+)
+
+
+@dataclass(frozen=True)
+class DemoObject:
+    """What makes an object: its family, body shape, colours and marking pattern."""
+
+    index: int
+    family: int
+    shape: str
+    body: tuple[int, int, int]
+    ink: tuple[int, int, int]
+    pattern: str
+
+
+def shape_polygon(shape: str, centre: float, radius: float) -> list[tuple[float, float]]:
+    """Outline points of a body shape centred on the canvas."""
+    corners = {"circle": 48, "square": 4, "triangle": 3, "hexagon": 6, "diamond": 4}[shape]
+    start = {"square": math.pi / 4, "triangle": -math.pi / 2, "hexagon": 0.0}.get(shape, 0.0)
+    stretch = (0.75, 1.0) if shape == "diamond" else (1.0, 1.0)
+    return [
+        (
+            centre + stretch[0] * radius * math.cos(start + 2 * math.pi * k / corners),
+            centre + stretch[1] * radius * math.sin(start + 2 * math.pi * k / corners),
+        )
+        for k in range(corners)
+    ]
+
+
+def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...]) -> None:
+    """The marking over the whole canvas; the body's mask later clips it to the object."""
+    period, width = 10, 4
+    if pattern == "horizontal_stripes":
+        for y in range(0, CANVAS, period):
+            draw.rectangle([0, y, CANVAS, y + width - 1], fill=ink)
+    elif pattern == "vertical_stripes":
+        for x in range(0, CANVAS, period):
+            draw.rectangle([x, 0, x + width - 1, CANVAS], fill=ink)
+    elif pattern == "diagonal_stripes":
+        for offset in range(-CANVAS, CANVAS, period + 2):
+            draw.line([(offset, CANVAS), (offset + CANVAS, 0)], fill=ink, width=width)
+    elif pattern == "dots":
+        for y in range(5, CANVAS, 12):
+            for x in range(5, CANVAS, 12):
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=ink)
+    elif pattern == "checks":
+        cell = 8
+        for y in range(0, CANVAS, cell):
+            for x in range(0, CANVAS, cell):
+                if (x // cell + y // cell) % 2 == 0:
+                    draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=ink)
+    elif pattern == "ring":
+        middle = CANVAS / 2
+        draw.ellipse([middle - 13, middle - 13, middle + 13, middle + 13], outline=ink, width=5)
+    elif pattern == "cross":
+        middle = CANVAS / 2
+        draw.rectangle([middle - 3, 0, middle + 3, CANVAS], fill=ink)
+        draw.rectangle([0, middle - 3, CANVAS, middle + 3], fill=ink)
+    else:
+        raise ValueError(f"unknown pattern {pattern!r}")
+
+
+def draw_object(item: DemoObject) -> Image.Image:
+    """The object alone, front-on, as an RGBA canvas with a transparent background."""
+    mask = Image.new("L", (CANVAS, CANVAS), 0)
+    ImageDraw.Draw(mask).polygon(shape_polygon(item.shape, CANVAS / 2, 22), fill=255)
+    painted = Image.new("RGBA", (CANVAS, CANVAS), (*item.body, 255))
+    draw_pattern(ImageDraw.Draw(painted), item.pattern, (*item.ink, 255))
+    layer = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
+    layer.paste(painted, (0, 0), mask)
+    return layer
+
+
+def perspective_coefficients(
+    output_quad: list[tuple[float, float]], input_quad: list[tuple[float, float]]
+) -> list[float]:
+    """PIL's 8 perspective coefficients mapping each output corner to its input corner."""
+    rows, targets = [], []
+    for (x, y), (u, v) in zip(output_quad, input_quad):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        targets += [u, v]
+    return np.linalg.solve(np.array(rows, dtype=float), np.array(targets, dtype=float)).tolist()
+
+
+def view_quad(
+    squash: float, near_side: float, shear: float, angle: float, shift: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """Where the canvas corners land: squashed sideways, one side nearer, sheared, rotated."""
+    half = CANVAS / 2
+    far_side = 2.0 - near_side
+    corners = [
+        (-half * squash, -half * far_side),
+        (half * squash, -half * near_side),
+        (half * squash, half * near_side),
+        (-half * squash, half * far_side),
+    ]
+    cos, sin = math.cos(angle), math.sin(angle)
+    quad = []
+    for x, y in corners:
+        x = x + shear * y
+        quad.append((half + shift[0] + cos * x - sin * y, half + shift[1] + sin * x + cos * y))
+    return quad
+
+
+def render_view(
+    layer: Image.Image,
+    quad: list[tuple[float, float]],
+    lighting: tuple[float, float],
+    noise: np.ndarray,
+) -> Image.Image:
+    """Place the object layer at `quad` on the background, relight, add noise, downsample."""
+    source = [(0, 0), (CANVAS, 0), (CANVAS, CANVAS), (0, CANVAS)]
+    warped = layer.transform(
+        (CANVAS, CANVAS),
+        Image.Transform.PERSPECTIVE,
+        perspective_coefficients(quad, source),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(0, 0, 0, 0),
+    )
+    canvas = Image.new("RGBA", (CANVAS, CANVAS), (*BACKGROUND, 255))
+    canvas.alpha_composite(warped)
+    small = canvas.convert("RGB").resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX)
+    pixels = np.asarray(small, dtype=np.float64)
+    brightness, gradient = lighting
+    ramp = brightness + gradient * np.linspace(-1.0, 1.0, IMAGE_SIDE)[None, :, None]
+    pixels = np.clip(pixels * ramp + noise, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def front_view(layer: Image.Image, rng: random.Random, noise: np.ndarray) -> Image.Image:
+    quad = view_quad(
+        squash=rng.uniform(0.95, 1.05),
+        near_side=1.0,
+        shear=0.0,
+        angle=math.radians(rng.uniform(-4, 4)),
+        shift=(rng.uniform(-2, 2), rng.uniform(-2, 2)),
+    )
+    return render_view(layer, quad, (rng.uniform(0.97, 1.03), 0.0), noise)
+
+
+def angled_view(layer: Image.Image, rng: random.Random, noise: np.ndarray) -> Image.Image:
+    side = rng.choice((-1, 1))  # turned to the left or to the right
+    quad = view_quad(
+        squash=rng.uniform(0.6, 0.8),
+        near_side=1.0 + side * rng.uniform(0.08, 0.18),
+        shear=rng.uniform(-0.2, 0.2),
+        angle=math.radians(rng.uniform(-15, 15)),
+        shift=(rng.uniform(-3, 3), rng.uniform(-3, 3)),
+    )
+    lighting = (rng.uniform(0.85, 1.15), side * rng.uniform(0.03, 0.12))
+    return render_view(layer, quad, lighting, noise)
+
+
+def jittered(colour: tuple[int, int, int], rng: random.Random, spread: int) -> tuple[int, int, int]:
+    return tuple(max(0, min(255, channel + rng.randint(-spread, spread))) for channel in colour)
+
+
+def make_objects(rng: random.Random) -> dict[str, list[list[DemoObject]]]:
+    """Split -> families -> their two objects (same shape, colour and ink; other pattern)."""
+    families: dict[str, list[list[DemoObject]]] = {split: [] for split in FAMILIES}
+    index = 0
+    family_number = 0
+    for split, count in FAMILIES.items():
+        for _ in range(count):
+            shape = rng.choice(SHAPES)
+            body = jittered(rng.choice(BODY_COLOURS), rng, 20)
+            ink = tuple(int(channel * rng.uniform(0.25, 0.45)) for channel in body)
+            patterns = rng.sample(PATTERNS, 2)
+            members = [
+                DemoObject(index + k, family_number, shape, body, ink, pattern)
+                for k, pattern in enumerate(patterns)
+            ]
+            families[split].append(members)
+            index += 2
+            family_number += 1
+    return families
+
+
+def image_name(item: DemoObject, view: str) -> str:
+    return f"{IMAGES_DIR}/object_{item.index:04d}_{view}.png"
+
+
+def split_pairs(
+    split: str, families: list[list[DemoObject]], rng: random.Random
+) -> list[tuple[str, str, int]]:
+    """(view_a, view_b, pair_label) of a split: positives, hard and random negatives."""
+    pairs = []
+    for number, (first, second) in enumerate(families):
+        for item in (first, second):
+            pairs.append((image_name(item, "front"), image_name(item, "angled"), 1))
+        pairs.append((image_name(first, "front"), image_name(second, "angled"), 0))
+        other_family = rng.choice([k for k in range(len(families)) if k != number])
+        stranger = rng.choice(families[other_family])
+        pairs.append((image_name(second, "front"), image_name(stranger, "angled"), 0))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def make_demo_data(root: Path, seed: int = 0) -> None:
+    """Write images/ and manifest.csv under root (created if missing); deterministic in seed."""
+    root = Path(root)
+    (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    noise_rng = np.random.default_rng(seed)
+    families = make_objects(rng)
+    for split_families in families.values():
+        for family in split_families:
+            for item in family:
+                layer = draw_object(item)
+                for view, render in (("front", front_view), ("angled", angled_view)):
+                    noise = noise_rng.normal(0.0, 4.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
+                    render(layer, rng, noise).save(root / image_name(item, view))
+    with (root / MANIFEST_CSV).open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        pair_number = 0
+        for split, split_families in families.items():
+            for view_a, view_b, label in split_pairs(split, split_families, rng):
+                writer.writerow([f"pair_{pair_number:05d}", view_a, view_b, label, split])
+                pair_number += 1

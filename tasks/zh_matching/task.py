@@ -1,0 +1,241 @@
+"""The `zh_matching` task: Chinese image-text matching on precomputed region features (the
+SCAN/SGRAF setting), with SCAN text-to-image attention or pooled cosine similarity.
+
+The orchestrator drives it only through the `tasks.base.Task` interface: this module wires the
+data (data.py, batches.py), the vocabulary (vocabulary.py), the model (model.py, similarity.py),
+the loss (loss.py) and the shared metrics and probes (tasks/common/) together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tasks.base import INF, TrainingConfig, TrialSetup
+from tasks.common.embedding_stats import embedding_statistics, pair_similarities
+from tasks.common.modality_shuffle import derangement
+from tasks.common.retrieval_metrics import chance_metrics, retrieval_metrics
+from tasks.zh_matching import data, demo
+from tasks.zh_matching.batches import RegionCaptionPairs, pad_token_ids, training_batches
+from tasks.zh_matching.config import ZhMatchingConfig
+from tasks.zh_matching.loss import matching_loss
+from tasks.zh_matching.model import RegionWordMatcher
+from tasks.zh_matching.similarity import pooled_regions, pooled_words, similarity_in_chunks
+from tasks.zh_matching.vocabulary import Vocabulary, build_vocabulary
+
+EVAL_IMAGE_CHUNK = 128
+EVAL_CAPTION_CHUNK = 512
+PROBE_SHUFFLE_SEED = 0
+
+_FRACTION_METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mean_r1", "mrr")
+VALUE_BOUNDS: dict[str, tuple[float, float]] = {
+    "train/loss": (0.0, INF),
+    "train/vse_hinge": (0.0, INF),
+    "train/infonce": (0.0, INF),
+    "train/hard_negative_hinge": (0.0, INF),
+    **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
+    **{f"{split}/rsum": (0.0, 6.0) for split in ("val", "test")},
+    "*/chance/*": (0.0, 1.0),
+    "probe/*/offdiag_cosine": (-1.0, 1.0),
+    "probe/*/dim_std": (0.0, 1.0),
+    "probe/*/dim": (1.0, INF),
+    "probe/*_shuffled/mean_r1": (0.0, 1.0),
+    "probe/positive_similarity": (-1.0, 1.0),
+    "probe/negative_similarity": (-1.0, 1.0),
+}
+
+
+@dataclass
+class EncodedSplit:
+    """One evaluation split scored by the model: what evaluate and probe read.
+
+    similarity: (N, 5N) image-caption scores; image_features: (N, d) mean region feature;
+    caption_features: (5N, d) mean word feature; caption_image_index: (5N,) caption -> image.
+    """
+
+    similarity: torch.Tensor
+    image_features: torch.Tensor
+    caption_features: torch.Tensor
+    caption_image_index: torch.Tensor
+
+    @property
+    def num_images(self) -> int:
+        return self.similarity.shape[0]
+
+
+@dataclass
+class EvaluationSplit:
+    """A split ready to score: memory-mapped region features and padded caption ids."""
+
+    region_features: np.ndarray
+    token_ids: torch.Tensor  # (5N, L) long, padded with 0
+    lengths: torch.Tensor  # (5N,) long
+    caption_image_index: torch.Tensor  # (5N,) long, caption j -> image j // 5
+
+
+@torch.no_grad()
+def encode_split(model: RegionWordMatcher, split: EvaluationSplit, device: Any) -> EncodedSplit:
+    """Score every image of a split against every caption, in eval mode, in chunks.
+
+    Returns float32 CPU tensors. Each module's train/eval flag is restored afterwards.
+    """
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        regions = torch.cat([
+            model.encode_regions(
+                torch.from_numpy(np.array(split.region_features[start : start + EVAL_IMAGE_CHUNK], dtype=np.float32)).to(device)
+            ).float()
+            for start in range(0, len(split.region_features), EVAL_IMAGE_CHUNK)
+        ])
+        words, masks = [], []
+        for start in range(0, len(split.token_ids), EVAL_CAPTION_CHUNK):
+            chunk_words, chunk_mask = model.encode_captions(
+                split.token_ids[start : start + EVAL_CAPTION_CHUNK].to(device),
+                split.lengths[start : start + EVAL_CAPTION_CHUNK],
+            )
+            words.append(chunk_words.float())
+            masks.append(chunk_mask)
+        words, word_mask = torch.cat(words), torch.cat(masks)
+        similarity = similarity_in_chunks(model.similarity, regions, words, word_mask)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return EncodedSplit(
+        similarity=similarity.float().cpu(),
+        image_features=pooled_regions(regions).cpu(),
+        caption_features=pooled_words(words, word_mask).cpu(),
+        caption_image_index=split.caption_image_index,
+    )
+
+
+def shuffled_mean_r1(encoded: EncodedSplit) -> dict[str, float]:
+    """mean R@1 with each modality moved across the split (a derangement of the images).
+
+    The score of (image, caption) depends on those two inputs only, so shuffling the images'
+    inputs permutes the similarity matrix's rows, and moving each image's 5 captions to another
+    image permutes its column groups.
+    """
+    permutation = derangement(encoded.num_images, PROBE_SHUFFLE_SEED)
+    columns = (
+        permutation[:, None] * data.CAPTIONS_PER_IMAGE + torch.arange(data.CAPTIONS_PER_IMAGE)
+    ).flatten()
+    index = encoded.caption_image_index
+    return {
+        "image_shuffled/mean_r1": retrieval_metrics(encoded.similarity[permutation], index)["mean_r1"],
+        "text_shuffled/mean_r1": retrieval_metrics(encoded.similarity[:, columns], index)["mean_r1"],
+    }
+
+
+class ZhMatchingTask:
+    """Chinese image-text matching (SCAN setting); target metric val/mean_r1 (higher is better)."""
+
+    name = "zh_matching"
+    metric = "val/mean_r1"
+    mode = "max"
+    config_model = ZhMatchingConfig
+    value_bounds = VALUE_BOUNDS
+
+    def make_demo_data(self, root: Path, seed: int = 0) -> None:
+        """Write the synthetic coloured-object scenes in the precomp layout (see demo.py)."""
+        demo.make_demo_data(Path(root), seed)
+
+    def check_data(self, data_dir: Path) -> None:
+        """Cheap layout checks; DataError with one line on the first problem."""
+        data.check_data(Path(data_dir))
+
+    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+        """Check the data, build the vocabulary from the training captions, the seeded model on
+        `device` and the training batches; val is prepared now so a bad file fails early."""
+        config = (
+            config
+            if isinstance(config, ZhMatchingConfig)
+            else ZhMatchingConfig.model_validate(dict(config))
+        )
+        data_dir = Path(data_dir)
+        data.check_data(data_dir)
+        train = data.load_split(data_dir, "train")
+        vocabulary = build_vocabulary(train.captions, config.min_word_count)
+        torch.manual_seed(config.seed)
+        model = RegionWordMatcher(config, train.region_features.shape[-1], vocabulary).to(device)
+        pairs = RegionCaptionPairs(
+            data.features_path(data_dir, "train"),
+            [vocabulary.encode(text, config.max_caption_tokens) for text in train.captions],
+            train.caption_image_index,
+        )
+        setup = TrialSetup(
+            model=model,
+            train_batches=training_batches(
+                pairs, train.num_images, data.CAPTIONS_PER_IMAGE, config.batch_size,
+                config.seed, config.num_workers,
+            ),
+            device=device,
+            unfreezable_blocks={},  # precomputed features: no pretrained encoder to unfreeze
+            extras={
+                "config": config,
+                "vocabulary": vocabulary,
+                "data_dir": data_dir,
+                "splits": {},
+                "training_steps": 0,
+                "val_encoded": None,
+            },
+        )
+        self._split(setup, "val")
+        return setup
+
+    def training_step(self, setup: TrialSetup, batch: Any) -> dict[str, torch.Tensor]:
+        """The configured loss on one (regions, token_ids, lengths) batch."""
+        region_features, token_ids, lengths = batch
+        model: RegionWordMatcher = setup.model
+        regions = model.encode_regions(region_features.to(setup.device, non_blocking=True))
+        words, word_mask = model.encode_captions(token_ids.to(setup.device, non_blocking=True), lengths)
+        setup.extras["training_steps"] += 1
+        return matching_loss(model.similarity(regions, words, word_mask), setup.extras["config"])
+
+    def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
+        """R@1/5/10 both ways, mean_r1, rsum, MRR (5 captions per image) and chance levels."""
+        encoded = encode_split(setup.model, self._split(setup, split), setup.device)
+        if split == "val":
+            setup.extras["val_encoded"] = (setup.extras["training_steps"], encoded)
+        metrics = retrieval_metrics(encoded.similarity, encoded.caption_image_index)
+        return {**metrics, **chance_metrics(encoded.num_images)}
+
+    def probe(self, setup: TrialSetup) -> dict[str, float]:
+        """Pooled-feature statistics, shuffled-modality mean R@1, pair similarities on val."""
+        encoded = self._val_encoded(setup)
+        index = encoded.caption_image_index
+        is_match = index[None, :] == torch.arange(encoded.num_images)[:, None]
+        return {
+            **embedding_statistics(encoded.image_features, "image"),
+            **embedding_statistics(encoded.caption_features, "text"),
+            **shuffled_mean_r1(encoded),
+            **pair_similarities(encoded.similarity, is_match),
+        }
+
+    def _split(self, setup: TrialSetup, split: str) -> EvaluationSplit:
+        """The split with its captions encoded, read on first use and cached in setup.extras."""
+        cache = setup.extras["splits"]
+        if split not in cache:
+            config: ZhMatchingConfig = setup.extras["config"]
+            vocabulary: Vocabulary = setup.extras["vocabulary"]
+            loaded = data.load_split(setup.extras["data_dir"], split)
+            token_ids, lengths = pad_token_ids(
+                [vocabulary.encode(text, config.max_caption_tokens) for text in loaded.captions]
+            )
+            cache[split] = EvaluationSplit(
+                loaded.region_features, token_ids, lengths, loaded.caption_image_index
+            )
+        return cache[split]
+
+    def _val_encoded(self, setup: TrialSetup) -> EncodedSplit:
+        """The val scores of the last evaluate, unless the model has trained since."""
+        cached = setup.extras["val_encoded"]
+        if cached is not None and cached[0] == setup.extras["training_steps"]:
+            return cached[1]
+        encoded = encode_split(setup.model, self._split(setup, "val"), setup.device)
+        setup.extras["val_encoded"] = (setup.extras["training_steps"], encoded)
+        return encoded
