@@ -2,13 +2,15 @@
 
 Each scene is a road ahead of a vehicle. The point cloud (vehicle frame, metres: x forward, y
 left, z up) holds a ground plane (road and verge, low intensity) and 2-4 parked cars (boxes,
-medium intensity). The 32x32 image shows the same scene through a pinhole camera: sky, verge,
-road, and each car as a dark or muted box at its projected position.
+medium intensity) and 0-2 road signs (a pole and a retroreflective, very bright plate). The
+32x32 image shows the same scene through a pinhole camera: sky, verge, road, each car as a dark
+or muted box and each sign as a red, yellow, blue or white square on a pole.
 
-35% of the scenes of every split are anomalous: an unusual object (a floating sphere, a thin
-spike or a ring) whose points are labelled 1. In half of them it is visible to both sensors: in
-the cloud as an odd-shaped cluster of very high intensity, in the image as a vivid magenta,
-lime or cyan blob where the object projects. In a quarter it is visible to the camera only
+35% of the scenes of every split are anomalous: an unusual object (a floating sphere, a ring or
+low debris on the road) whose 20-30 points are labelled 1. In half of them it is visible to both
+sensors: in the cloud as an odd-shaped cluster of high intensity (as bright as a sign's plate,
+so only the shape tells them apart), in the image as a magenta, lime or cyan blob where the
+object projects (a different hue from any sign). In a quarter it is visible to the camera only
 (its points look like a car: a box of ordinary intensity) and in a quarter to the LiDAR only
 (hidden from the camera, as by glare or occlusion: no blob is drawn). So each modality alone misses a
 quarter of the anomalies, and a model must read both. A few normal scenes carry 1-3 stray
@@ -40,8 +42,10 @@ FOCAL_PIXELS = 40.0
 CAMERA_HEIGHT = 1.6
 ROAD_HALF_WIDTH = 3.5
 PLY_EVERY = 5
+SIGN_HEIGHT = 2.0  # bottom of a sign's plate
 
 CAR_COLOURS = [(45, 45, 50), (150, 150, 155), (30, 40, 90), (90, 25, 30), (200, 200, 200)]
+SIGN_COLOURS = [(215, 35, 35), (240, 200, 30), (30, 70, 200), (240, 240, 240)]
 ANOMALY_COLOURS = [(235, 30, 215), (120, 250, 30), (30, 235, 235)]
 ROAD_COLOUR = (95, 95, 100)
 # Which sensor sees the anomaly; the probabilities of the three cases.
@@ -76,19 +80,19 @@ def box_points(rng, centre_x, centre_y, length, width, height, intensity_range, 
 
 
 def odd_object_points(rng, centre_x, centre_y, count) -> tuple[np.ndarray, float, float]:
-    """An unusual object: a floating sphere, a thin spike or a ring, very bright to the LiDAR.
+    """An unusual object: a floating sphere, a ring or low debris, bright to the LiDAR.
 
     Returns (points (count, 4), its height centre z, its radius) for drawing it in the image.
     """
-    shape = rng.choice(["sphere", "spike", "ring"])
+    shape = rng.choice(["sphere", "debris", "ring"])
     if shape == "sphere":
         radius, centre_z = rng.uniform(0.6, 1.0), rng.uniform(1.2, 2.2)
         direction = rng.normal(size=(count, 3))
         offsets = radius * direction / np.linalg.norm(direction, axis=1, keepdims=True)
-    elif shape == "spike":
-        radius, centre_z = 0.6, rng.uniform(1.5, 2.0)
+    elif shape == "debris":  # lost cargo: a low, wide scatter on the road
+        radius, centre_z = 1.0, 0.2
         offsets = np.stack(
-            [rng.normal(0, 0.08, count), rng.normal(0, 0.08, count), rng.uniform(-1.5, 1.5, count)],
+            [rng.uniform(-1, 1, count), rng.uniform(-1, 1, count), rng.uniform(-0.15, 0.2, count)],
             axis=1,
         )
     else:
@@ -98,8 +102,23 @@ def odd_object_points(rng, centre_x, centre_y, count) -> tuple[np.ndarray, float
             [rng.normal(0, 0.05, count), radius * np.cos(angle), radius * np.sin(angle)], axis=1
         )
     xyz = np.array([centre_x, centre_y, centre_z]) + offsets
-    intensity = rng.uniform(0.8, 1.0, (count, 1))
+    intensity = rng.uniform(0.6, 1.0, (count, 1))
     return np.concatenate([xyz, intensity], axis=1), centre_z, radius
+
+
+def sign_points(rng, centre_x, centre_y) -> np.ndarray:
+    """A road sign: a pole (ordinary intensity) and a retroreflective plate (very bright)."""
+    pole_count, plate_count = int(rng.integers(6, 12)), int(rng.integers(8, 14))
+    pole = np.stack(
+        [np.full(pole_count, centre_x), np.full(pole_count, centre_y),
+         rng.uniform(0, SIGN_HEIGHT, pole_count), rng.uniform(0.2, 0.4, pole_count)], axis=1
+    )
+    plate = np.stack(
+        [np.full(plate_count, centre_x), centre_y + rng.uniform(-0.3, 0.3, plate_count),
+         rng.uniform(SIGN_HEIGHT, SIGN_HEIGHT + 0.6, plate_count),
+         rng.uniform(0.75, 1.0, plate_count)], axis=1
+    )
+    return np.concatenate([pole, plate])
 
 
 def draw_background(draw: ImageDraw.ImageDraw, rng: np.random.Generator) -> None:
@@ -127,11 +146,24 @@ def draw_box(draw, centre_x, centre_y, width, height, colour) -> None:
     draw.rectangle([left * scale, top * scale, right * scale, bottom * scale], fill=colour)
 
 
+def draw_sign(draw, centre_x, centre_y, colour) -> None:
+    """A grey pole with a coloured square plate on top."""
+    scale = SUPERSAMPLING
+    column, bottom = project(centre_x, centre_y, 0.0)
+    _, plate_bottom = project(centre_x, centre_y, SIGN_HEIGHT)
+    _, plate_top = project(centre_x, centre_y, SIGN_HEIGHT + 0.6)
+    half = (plate_bottom - plate_top) / 2
+    draw.line([column * scale, bottom * scale, column * scale, plate_bottom * scale],
+              fill=(120, 120, 120), width=max(1, int(scale * half / 3)))
+    draw.rectangle([(column - half) * scale, plate_top * scale,
+                    (column + half) * scale, plate_bottom * scale], fill=colour)
+
+
 def draw_blob(draw, rng, centre_x, centre_y, centre_z, radius, colour) -> None:
     """An irregular blob (three overlapping ellipses) at the object's projection, >= 2 px wide."""
     scale = SUPERSAMPLING
     column, row = project(centre_x, centre_y, centre_z)
-    pixels = max(2.0, FOCAL_PIXELS * radius / centre_x)
+    pixels = max(1.5, FOCAL_PIXELS * radius / centre_x)
     for _ in range(3):
         dx, dy = rng.normal(0, 0.35 * pixels, 2)
         rx, ry = pixels * rng.uniform(0.6, 1.0, 2)
@@ -155,20 +187,28 @@ def make_scene(rng: np.random.Generator, anomalous: bool) -> tuple[np.ndarray, n
         y = rng.uniform(-0.3, 0.3) * x
         length, width, height = rng.uniform(3.5, 4.5), rng.uniform(1.6, 2.0), rng.uniform(1.3, 1.7)
         count = int(rng.integers(25, 46))
-        clouds.append(box_points(rng, x, y, length, width, height, (0.2, 0.5), count))
+        clouds.append(box_points(rng, x, y, length, width, height, (0.15, 0.55), count))
         label_parts.append(np.zeros(count, dtype=np.uint8))
         colour = CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
         drawings.append((x, lambda x=x, y=y, w=width, h=height, c=colour: draw_box(draw, x, y, w, h, c)))
+    for _ in range(int(rng.integers(0, 3))):
+        x = rng.uniform(12.0, 24.0)  # far enough that the roadside is in view
+        y = rng.choice([-1, 1]) * rng.uniform(ROAD_HALF_WIDTH + 0.5, 0.35 * x)
+        sign = sign_points(rng, x, y)
+        clouds.append(sign)
+        label_parts.append(np.zeros(len(sign), dtype=np.uint8))
+        colour = SIGN_COLOURS[int(rng.integers(len(SIGN_COLOURS)))]
+        drawings.append((x, lambda x=x, y=y, c=colour: draw_sign(draw, x, y, c)))
 
     if anomalous:
         visibility = rng.choice(list(VISIBILITY), p=list(VISIBILITY.values()))
         x = rng.uniform(5.0, 16.0)
         y = rng.uniform(-0.25, 0.25) * x
-        count = int(rng.integers(20, 41))
+        count = int(rng.integers(20, 31))
         odd, centre_z, radius = odd_object_points(rng, x, y, count)
         if visibility == "camera_only":  # to the LiDAR it looks like one more car
             odd = box_points(rng, x, y, rng.uniform(3.5, 4.5), rng.uniform(1.6, 2.0),
-                             rng.uniform(1.3, 1.7), (0.2, 0.5), count)
+                             rng.uniform(1.3, 1.7), (0.15, 0.55), count)
         colour = ANOMALY_COLOURS[int(rng.integers(len(ANOMALY_COLOURS)))]
         clouds.append(odd)
         label_parts.append(np.ones(count, dtype=np.uint8))
@@ -183,7 +223,7 @@ def make_scene(rng: np.random.Generator, anomalous: bool) -> tuple[np.ndarray, n
     for _, draw_call in sorted(drawings, key=lambda item: -item[0]):
         draw_call()
     image = canvas.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX)
-    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 6.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 10.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
     points = np.concatenate(clouds).astype(np.float32)
     point_labels = np.concatenate(label_parts)
     order = rng.permutation(len(points))  # sensors do not list an object's points together

@@ -47,6 +47,16 @@ class CubAttributesConfig(TrainingConfig):
     embed_dim: int = Field(64, ge=2, description="dimension of each modality embedding")
     gate_hidden_dim: int = Field(32, ge=2, description="hidden width of the modality-attention gate")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the heads and before the classifier")
+    modality_dropout: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="probability that a training sample has one modality (at random) masked out "
+        "of the attention, so neither encoder is left untrained",
+    )
+    image_augmentation: bool = Field(
+        True, description="mirror and shift training images (up to 1/16 of their side)"
+    )
 
     label_smoothing: float = Field(
         0.1, ge=0, lt=1, description="label smoothing of the classification cross-entropy"

@@ -1,9 +1,9 @@
 """A procedural stand-in for CUB-200-2011: drawn 32x32 birds with noisy attribute annotations.
 
 20 classes = 5 groups x 2 crown colours x 2 builds. A group fixes the body colour, wing colour,
-bill shape (all drawn) and eye, leg, tail and belly attributes (annotated, not drawn). The crown
+bill shape (all drawn) and eye, leg and belly attributes (annotated, not drawn). The crown
 colour (black or white cap) is DRAWN but has no attribute; the build (small perching vs large
-duck-like) is ANNOTATED (has_size, has_shape) but not drawn, since birds are drawn at random
+duck-like) is ANNOTATED (size, shape, wing shape, bill length) but not drawn, since birds are drawn at random
 scale in one silhouette. So images alone can tell at best the group and crown (2 candidate
 classes), attributes alone the group and build (2 candidates), and only both together identify
 the class. Neither modality is clean: images have colour jitter, pixel noise, random pose and
@@ -54,20 +54,22 @@ COLOURS = {
 # Per group: body colour, wing colour, bill shape, then the undrawn group attributes.
 GROUPS = [
     {"primary_color": "red", "wing_color": "black", "bill_shape": "cone",
-     "eye_color": "black", "leg_color": "pink", "tail_shape": "notched", "belly_pattern": "solid"},
+     "eye_color": "black", "leg_color": "pink", "belly_pattern": "solid"},
     {"primary_color": "blue", "wing_color": "white", "bill_shape": "needle",
-     "eye_color": "red", "leg_color": "black", "tail_shape": "rounded", "belly_pattern": "spotted"},
+     "eye_color": "red", "leg_color": "black", "belly_pattern": "spotted"},
     {"primary_color": "yellow", "wing_color": "grey", "bill_shape": "hooked",
-     "eye_color": "yellow", "leg_color": "yellow", "tail_shape": "pointed", "belly_pattern": "striped"},
+     "eye_color": "yellow", "leg_color": "yellow", "belly_pattern": "striped"},
     {"primary_color": "green", "wing_color": "orange", "bill_shape": "cone",
-     "eye_color": "red", "leg_color": "pink", "tail_shape": "pointed", "belly_pattern": "solid"},
+     "eye_color": "red", "leg_color": "pink", "belly_pattern": "solid"},
     {"primary_color": "brown", "wing_color": "white", "bill_shape": "needle",
-     "eye_color": "black", "leg_color": "yellow", "tail_shape": "notched", "belly_pattern": "striped"},
+     "eye_color": "black", "leg_color": "yellow", "belly_pattern": "striped"},
 ]
 CROWNS = ("black", "white")  # drawn, never annotated
 BUILDS = (  # annotated, never drawn
-    {"size": "small", "shape": "perching-like", "word": "Finch"},
-    {"size": "large", "shape": "duck-like", "word": "Teal"},
+    {"size": "small", "shape": "perching-like", "wing_shape": "rounded-wings",
+     "bill_length": "shorter_than_head", "word": "Finch"},
+    {"size": "large", "shape": "duck-like", "wing_shape": "pointed-wings",
+     "bill_length": "about_the_same_as_head", "word": "Teal"},
 )
 ATTRIBUTE_VALUES = {
     "primary_color": ("red", "blue", "yellow", "green", "brown"),
@@ -77,7 +79,8 @@ ATTRIBUTE_VALUES = {
     "shape": ("perching-like", "duck-like"),
     "eye_color": ("black", "red", "yellow"),
     "leg_color": ("black", "pink", "yellow"),
-    "tail_shape": ("notched", "rounded", "pointed"),
+    "wing_shape": ("rounded-wings", "pointed-wings"),
+    "bill_length": ("shorter_than_head", "about_the_same_as_head"),
     "belly_pattern": ("solid", "spotted", "striped"),
 }
 ATTRIBUTE_NAMES = [f"has_{kind}::{value}" for kind, values in ATTRIBUTE_VALUES.items() for value in values]
@@ -99,7 +102,7 @@ def class_attributes(bird_class: dict) -> set[str]:
     """Names of the attributes a bird of this class truly has."""
     group = GROUPS[bird_class["group"]]
     traits = {kind: group[kind] for kind in group}
-    traits["size"], traits["shape"] = bird_class["build"]["size"], bird_class["build"]["shape"]
+    traits.update({kind: value for kind, value in bird_class["build"].items() if kind != "word"})
     return {f"has_{kind}::{value}" for kind, value in traits.items()}
 
 

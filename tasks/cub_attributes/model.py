@@ -67,7 +67,9 @@ class AttributeFusionClassifier(nn.Module):
             AttributeEncoder(num_attributes, config.attribute_hidden_dim, config.embed_dim, config.dropout),
             nn.LayerNorm(config.embed_dim),
         )
-        self.fusion = ModalityAttentionFusion(len(MODALITIES), config.embed_dim, config.gate_hidden_dim)
+        self.fusion = ModalityAttentionFusion(
+            len(MODALITIES), config.embed_dim, config.gate_hidden_dim, config.modality_dropout
+        )
         self.classifier = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.embed_dim, num_classes))
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tasks.base import INF, TrainingConfig, TrialSetup
 from tasks.common.embedding_stats import embedding_statistics
+from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.multiclass_metrics import multiclass_metrics, top_k_accuracy
@@ -217,6 +218,8 @@ class CubAttributesTask:
         """Label-smoothed cross-entropy of one (images uint8, attributes, labels) batch."""
         config: CubAttributesConfig = setup.extras["config"]
         images, attributes, labels = (tensor.to(setup.device, non_blocking=True) for tensor in batch)
+        if config.image_augmentation:
+            images = random_flip_and_shift(images, max_shift=config.image_size // 16)
         output = setup.model(normalise_images(images), attributes)
         setup.extras["training_steps"] += 1
         return classification_loss(output.logits, labels, config.label_smoothing)

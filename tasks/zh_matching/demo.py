@@ -6,7 +6,9 @@ Each image shows 1-3 objects, each a (colour, object) pair such as 红色 汽车
 every object covers 4-8 regions, each its (colour, object) prototype plus noise (the prototype
 is the object's vector plus the colour's plus a pair-specific part, all fixed random vectors
 from the seeded generator), and the remaining regions show the scene's background prototype plus
-noise; ReLU makes them non-negative like bottom-up-attention features. The 5 captions use 5
+noise. (Real bottom-up-attention features are non-negative; a ReLU here would give every
+region a large shared mean, which the pooled-feature collapse probe reads as near-collapse at
+initialisation, so the demo keeps them zero-mean.) The 5 captions use 5
 different templates ("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...) that
 name every object with its colour, and usually the scene. The only link between a caption and its
 image is which prototypes its regions carry, so a matcher must learn words -> region directions.
@@ -24,7 +26,7 @@ SPLIT_SIZES = {"train": 240, "val": 50, "test": 50}
 NUM_REGIONS = 36
 FEATURE_DIM = 2048
 REGIONS_PER_OBJECT = (4, 8)  # inclusive range
-NOISE_STD = 1.0
+NOISE_STD = 3.0
 
 COLOURS = ["红色", "蓝色", "白色", "黑色", "绿色", "黄色"]
 OBJECTS = {  # object -> its measure word
@@ -117,7 +119,7 @@ def region_features(
         centres += [prototypes.of_object(colour, name)] * int(rng.integers(low, high + 1))
     centres += [prototypes.of_scene(scene)] * (NUM_REGIONS - len(centres))
     regions = np.stack(centres) + NOISE_STD * rng.standard_normal((NUM_REGIONS, FEATURE_DIM))
-    return np.maximum(regions[rng.permutation(NUM_REGIONS)], 0.0).astype(np.float32)
+    return regions[rng.permutation(NUM_REGIONS)].astype(np.float32)
 
 
 def image_captions(
