@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 
+from orchestrator.commands import SweepFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
 from orchestrator.spaces import SpecError
 from orchestrator.sweep import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, UsageError
@@ -56,6 +57,9 @@ def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except SweepFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -61,10 +61,19 @@ def run_sweeps(
     console.print(summary_table(summaries))
     console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
                   highlight=False)
+    all_failed = [row["task"] for row in summaries if row["trials"] and row["failed"] == row["trials"]]
     if failed_logging:
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")
         for line in failed_logging:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    if all_failed:
+        raise SweepFailed(
+            f"every trial of {', '.join(all_failed)} failed; see the reasons above and the "
+            "trials' error.txt under the storage path (or rerun with --max-failures 0 --debug)")
+
+
+class SweepFailed(RuntimeError):
+    """A task's sweep produced no finished trial at all; the message is one line for a user."""
 
 
 def _stopped_text(ledger) -> str:
@@ -121,7 +130,9 @@ def _connect_ray(address: str | None, prepared: list[PreparedSweep], options: Sw
         _check_reachable(address)
     try:
         ray.init(
-            address=address,
+            # "local" starts a new Ray even when another one runs on this machine (None would
+            # join it: a test cluster or a colleague's sweep would take the trials).
+            address=address or "local",
             include_dashboard=False if address is None else None,
             log_to_driver=False,
             logging_level=logging.WARNING,

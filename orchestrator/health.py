@@ -294,7 +294,10 @@ class EmbeddingCollapseGuard(_Guard):
     threshold. There is no warm-up (a collapse present at init counts), but the collapse must
     show on `consecutive_reports` reports in a row, ending at the latest, so that a transient
     at the first epoch that recovers does not kill a healthy trial; the default 2 still catches
-    a collapse within 2 reports of its onset. Set 1 to stop on a single report.
+    a collapse within 2 reports of its onset. Set 1 to stop on a single report. A collapse that
+    is visibly lifting over those reports (the cosine fell by at least `min_recovery`, or the
+    spread grew by that fraction) is left alone: embeddings of a model trained from scratch
+    often start nearly collinear and spread out over the first epochs.
     """
 
     name: ClassVar[str] = "embedding_collapse"
@@ -309,6 +312,21 @@ class EmbeddingCollapseGuard(_Guard):
     consecutive_reports: int = Field(
         2, ge=1, description="reports in a row, ending at the latest, that must show collapse"
     )
+    min_recovery: float = Field(
+        0.005,
+        ge=0,
+        description="a fall of the cosine by this much (or a relative rise of the spread by "
+        "this fraction x 10) across those reports means the collapse is lifting",
+    )
+
+    def _recovering(self, recent: Sequence[Mapping[str, Any]], signal_key: str) -> bool:
+        """Whether the signal that shows the collapse moved back towards health over `recent`."""
+        first, last = _finite(recent[0].get(signal_key)), _finite(recent[-1].get(signal_key))
+        if len(recent) < 2 or first is None or last is None:
+            return False
+        if signal_key.endswith("offdiag_cosine"):
+            return first - last >= self.min_recovery
+        return last >= first * (1 + 10 * self.min_recovery)  # dim_std
 
     def _collapse(self, report: Mapping[str, Any], modality: str) -> dict[str, float] | None:
         """Evidence of collapse of `modality` in one report, or None."""
@@ -344,6 +362,9 @@ class EmbeddingCollapseGuard(_Guard):
         for modality in modalities:
             evidences = [self._collapse(report, modality) for report in recent]
             if any(evidence is None for evidence in evidences):
+                continue
+            signal_key = next(key for key in evidences[-1] if key.startswith("probe/"))
+            if self._recovering(recent, signal_key):
                 continue
             evidence = evidences[-1]
             epoch = _epoch(history, len(history) - 1)
@@ -392,7 +413,9 @@ class ChanceLevelGuard(_Guard):
     - every `val/*accuracy` with a majority-class rate (`val/<prefix>majority_rate`, else
       `val/majority_rate`): at chance when accuracy <= rate + `majority_tolerance`, even when
       the accuracy looks high (90% accuracy on 90% majority). Balanced accuracy is skipped: its
-      chance level is 1 / classes, not the majority rate.
+      chance level is 1 / classes, not the majority rate. When the report also has an AUROC
+      clearly above chance and accuracy is not the target, the accuracy rule is skipped: the
+      scores rank well and only the 0.5 threshold is off (rare positives, focal loss).
     """
 
     name: ClassVar[str] = "chance_level"
@@ -455,6 +478,14 @@ class ChanceLevelGuard(_Guard):
                     f"{key} was {_fmt(value)}, not above 0.5 + {_fmt(self.auroc_band)}"
                     + (" (the scores are inverted)" if value < 0.5 - self.auroc_band else "")
                 )
+        # A detector whose scores rank well (AUROC clearly above 0.5) but whose fixed 0.5
+        # threshold does not beat the majority class is miscalibrated, not at chance: its
+        # accuracy is judged only when accuracy is the target metric.
+        ranks_well = any(
+            fnmatchcase(key.lower(), "val/*auroc*") and not key.startswith("val/chance/")
+            and (_finite(raw) or 0.0) > 0.5 + self.auroc_band
+            for key, raw in report.items()
+        )
         for key, raw in report.items():
             value = _finite(raw)
             if value is None or key.startswith("val/chance/") or "balanced" in key.lower():
@@ -469,7 +500,7 @@ class ChanceLevelGuard(_Guard):
             if rate is None:
                 continue
             threshold = rate + self.majority_tolerance
-            if value <= threshold:
+            if value <= threshold and not (key != metric and ranks_well):
                 yield key, {key: value, rate_key: rate, "threshold": threshold}, (
                     f"{key} was {_fmt(value)}, not above the majority-class rate {_fmt(rate)}"
                 )

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from tasks.anomaly import AnomalyConfig, task
-from tasks.anomaly import data
+from tasks.anomaly import data, demo
 from tasks.anomaly.manifest import COLUMNS, read_manifest
 from tasks.anomaly.ply import read_ply_points, write_ply_points
 from tasks.base import DataError, Task
@@ -24,17 +24,26 @@ from tasks.base import DataError, Task
 SMALL_CONFIG = dict(batch_size=16, num_points=64, embed_dim=16, point_hidden_dim=16, attention_heads=2)
 
 
+SMALL_SPLITS = {"train": 40, "val": 20, "test": 10}
+
+
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("anomaly_demo")
-    task.make_demo_data(root, seed=0)
+def small_demo_dir(tmp_path_factory) -> Path:
+    """The demo generator with fewer scenes per split (the full demo has 200/50/50)."""
+    root = tmp_path_factory.mktemp("anomaly_small_demo")
+    demo.make_demo_data(root, seed=0, split_sizes=SMALL_SPLITS)
     return root
 
 
+@pytest.fixture(scope="module")
+def demo_dir(small_demo_dir) -> Path:
+    return small_demo_dir
+
+
 @pytest.fixture
-def copy_of_demo(demo_dir, tmp_path) -> Path:
+def copy_of_demo(small_demo_dir, tmp_path) -> Path:
     root = tmp_path / "demo"
-    shutil.copytree(demo_dir, root)
+    shutil.copytree(small_demo_dir, root)
     return root
 
 
@@ -229,13 +238,15 @@ def test_unreadable_image_and_missing_points_name_the_file(copy_of_demo):
 # --- demo -> check -> build -> train step -> evaluate / probe ----------------------------------
 
 
-def test_demo_is_deterministic_in_seed_and_has_about_a_third_anomalous(demo_dir, tmp_path):
-    task.make_demo_data(tmp_path / "again", seed=0)
-    for entry in read_manifest(demo_dir)[:10]:
-        twin = tmp_path / "again" / entry.points.relative_to(demo_dir)
-        assert twin.read_bytes() == entry.points.read_bytes()
+def test_demo_is_deterministic_in_seed_and_has_about_a_third_anomalous(demo_dir, small_demo_dir, tmp_path):
+    demo.make_demo_data(tmp_path / "again", seed=0, split_sizes=SMALL_SPLITS)
+    for path in sorted(small_demo_dir.rglob("*.*")):
+        assert (tmp_path / "again" / path.relative_to(small_demo_dir)).read_bytes() == path.read_bytes()
+    demo.make_demo_data(tmp_path / "other", seed=1, split_sizes=SMALL_SPLITS)
+    first = read_manifest(small_demo_dir)[0]
+    assert (tmp_path / "other" / first.points.relative_to(small_demo_dir)).read_bytes() != first.points.read_bytes()
     train = data.load_split(demo_dir, "train", 32, 64, 5)
-    assert 0.3 <= train.scene_labels.mean() <= 0.4
+    assert len(train) == SMALL_SPLITS["train"] and 0.3 <= train.scene_labels.mean() <= 0.4
 
 
 @pytest.fixture(scope="module")

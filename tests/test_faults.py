@@ -39,7 +39,9 @@ def test_crashing_trials_are_retried_from_checkpoint_or_fail_after_the_limit(wor
         "--task", "tests.faults.crashing:flaky_once", "--trials", "2", "--max-failures", "1",
         "--name", "faults", cwd=workdir, plugins=True,
     )
-    assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+    # the sweep went on to flaky_once after every always_crashes trial failed, then said so
+    assert sweep.returncode == 1, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+    assert "error: every trial of always_crashes failed" in sweep.stderr
     print(sweep.stdout[-3000:])
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
 

@@ -510,3 +510,27 @@ def test_loss_collapsing_to_exactly_zero_mid_training_is_caught_on_its_second_ze
     assert verdict.guard == "flat_line" and verdict.epoch == 4
     assert verdict.evidence == {"train/loss": 0.0, "reports": 2.0}
     assert "on the last 2 reports" in verdict.reason
+
+
+def test_collapse_that_is_lifting_is_left_alone_and_one_that_stays_is_stopped():
+    # a from-scratch model: near-collinear embeddings at first, spreading out (seen in a real
+    # demo trial: image cosine 0.996 -> 0.985 -> 0.886 while mean R@1 rose 0.019 -> 0.102)
+    lifting = healthy_retrieval_history(3)
+    for report, cosine in zip(lifting, (0.996, 0.985, 0.886)):
+        report["probe/image/offdiag_cosine"] = cosine
+    assert first_verdict_over_prefixes(lifting) is None
+    stuck = healthy_retrieval_history(3)
+    for report in stuck:
+        report["probe/text/offdiag_cosine"] = 1.0
+    verdict = first_verdict_over_prefixes(stuck)
+    assert verdict.guard == "embedding_collapse" and verdict.epoch == 2 and "text" in verdict.reason
+
+
+def test_detector_that_ranks_well_but_thresholds_badly_is_not_at_chance():
+    history = healthy_retrieval_history(4)
+    for report in history:
+        report.update({"val/accuracy": 0.90, "val/majority_rate": 0.90, "val/auroc": 0.93})
+    assert run(history, metric="val/auroc") is None
+    for report in history:
+        report["val/auroc"] = 0.51
+    assert run(history, metric="val/auroc").guard == "chance_level"

@@ -49,6 +49,3 @@ def test_multiview_sweep_tracks_four_healthy_trials_and_exports_a_reproducible_w
     evaluation = orchestrate("evaluate", "--model", "winners", cwd=workdir)
     assert evaluation.returncode == 0, evaluation.stderr
     assert abs(json.loads(evaluation.stdout)["auroc"] - metrics["value"]) <= 1e-3
-    on_test = orchestrate("evaluate", "--model", "winners", "--split", "test", cwd=workdir)
-    assert on_test.returncode == 0, on_test.stderr
-    assert 0.0 <= json.loads(on_test.stdout)["accuracy"] <= 1.0

@@ -28,7 +28,9 @@ def write_tiny_precomp(root: Path, regions: int = 4, dim: int = 8) -> None:
     """A minimal precomp layout: image i of a split has features i and captions naming 物体i."""
     root.mkdir(parents=True, exist_ok=True)
     for split, count in SIZES.items():
-        features = np.arange(count, dtype=np.float32)[:, None, None] * np.ones((1, regions, dim), np.float32)
+        features = np.broadcast_to(
+            np.arange(count, dtype=np.float32)[:, None, None], (count, regions, dim)
+        )
         np.save(data.features_path(root, split), features)
         lines = [f"第{k}句：图里有物体{i}" for i in range(count) for k in range(5)]
         data.captions_path(root, split).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -85,7 +87,10 @@ def test_caption_count_not_five_per_image_is_named(tmp_path):
     write_tiny_precomp(tmp_path)
     path = data.captions_path(tmp_path, "test")
     path.write_text("\n".join(path.read_text(encoding="utf-8").splitlines()[:9]) + "\n", encoding="utf-8")
-    one_line_error(tmp_path, r"test_caps\.txt: has 9 caption lines but test_ims\.npy holds 2 images, which need exactly 10")
+    one_line_error(
+        tmp_path,
+        r"test_caps\.txt: has 9 caption lines but test_ims\.npy holds 2 images, which need exactly 10",
+    )
 
 
 def test_truncated_npy_is_named(tmp_path):
@@ -162,7 +167,8 @@ def test_vocabulary_round_trips_through_json_and_bad_files_are_refused(tmp_path)
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="not a readable vocabulary json"):
         load_vocabulary(path)
-    assert Vocabulary([*SPECIAL_TOKENS, "x"]).fingerprint() != Vocabulary([*SPECIAL_TOKENS, "y"]).fingerprint()
+    other = Vocabulary([*SPECIAL_TOKENS, "x"])
+    assert other.fingerprint() != Vocabulary([*SPECIAL_TOKENS, "y"]).fingerprint()
 
 
 def test_jieba_initialisation_writes_nothing_to_the_terminal(capfd):

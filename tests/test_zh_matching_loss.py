@@ -31,11 +31,12 @@ def vse_hinge_by_loop(similarity: list[list[float]], margin: float, max_violatio
         anchor_terms = []
         for anchor in range(size):
             positive = similarity[anchor][anchor]
-            violations = [
-                max(0.0, margin - positive + (similarity[anchor][other] if by_row else similarity[other][anchor]))
+            negatives = [
+                similarity[anchor][other] if by_row else similarity[other][anchor]
                 for other in range(size)
                 if other != anchor
             ]
+            violations = [max(0.0, margin - positive + negative) for negative in negatives]
             anchor_terms.append(max(violations) if max_violation else sum(violations) / len(violations))
         per_direction.append(sum(anchor_terms) / size)
     return sum(per_direction) / 2
@@ -85,14 +86,16 @@ def test_matching_loss_adds_the_weighted_hard_negative_hinge_to_the_chosen_loss(
                                     hard_negative_weight=0.5, hard_negative_margin=0.3)
     terms = matching_loss(HAND_SIMILARITY, hinge_config)
     assert set(terms) == {"loss", "vse_hinge", "hard_negative_hinge"}
-    assert terms["hard_negative_hinge"].item() == pytest.approx(vse_hinge_by_loop(HAND_SIMILARITY.tolist(), 0.3, False))
+    all_negatives = vse_hinge_by_loop(HAND_SIMILARITY.tolist(), 0.3, False)
+    assert terms["hard_negative_hinge"].item() == pytest.approx(all_negatives)
     assert terms["loss"].item() == pytest.approx(
         terms["vse_hinge"].item() + 0.5 * terms["hard_negative_hinge"].item()
     )
     infonce_terms = matching_loss(HAND_SIMILARITY, ZhMatchingConfig(loss="infonce", temperature=0.1))
     assert set(infonce_terms) == {"loss", "infonce", "hard_negative_hinge"}
     assert infonce_terms["hard_negative_hinge"].item() == 0.0
-    assert infonce_terms["loss"].item() == pytest.approx(infonce_from_similarity(HAND_SIMILARITY, 0.1).item())
+    expected = infonce_from_similarity(HAND_SIMILARITY, 0.1).item()
+    assert infonce_terms["loss"].item() == pytest.approx(expected)
 
 
 # --- SCAN text-to-image attention ---------------------------------------------------------------
@@ -129,7 +132,10 @@ def scan_by_loop(attention_lambda: float, aggregation: str, lse_lambda: float) -
                     continue
                 weights = [math.exp(attention_lambda * dot(word, region)) for region in image]
                 total = sum(weights)
-                attended = [sum(w / total * region[k] for w, region in zip(weights, image)) for k in range(3)]
+                attended = [
+                    sum(w / total * region[k] for w, region in zip(weights, image))
+                    for k in range(3)
+                ]
                 relevances.append(dot(word, attended) / math.sqrt(dot(attended, attended)))
             if aggregation == "mean":
                 row.append(sum(relevances) / len(relevances))
@@ -143,7 +149,9 @@ def scan_by_loop(attention_lambda: float, aggregation: str, lse_lambda: float) -
 @pytest.mark.parametrize("aggregation", ["mean", "logsumexp"])
 def test_scan_t2i_matches_the_word_by_word_loop(aggregation):
     expected = torch.tensor(scan_by_loop(4.0, aggregation, 6.0), dtype=torch.float64)
-    got = scan_t2i_similarity(REGIONS, WORDS, MASK, attention_lambda=4.0, aggregation=aggregation, lse_lambda=6.0)
+    got = scan_t2i_similarity(
+        REGIONS, WORDS, MASK, attention_lambda=4.0, aggregation=aggregation, lse_lambda=6.0
+    )
     assert got.shape == (2, 2)
     assert torch.allclose(got, expected, atol=1e-12)
 
@@ -161,7 +169,8 @@ def test_global_similarity_is_the_cosine_of_pooled_regions_and_real_words():
         image = REGIONS[i].mean(dim=0)
         for j in range(2):
             caption = WORDS[j][MASK[j]].mean(dim=0)
-            assert got[i, j].item() == pytest.approx(F.cosine_similarity(image, caption, dim=0).item(), abs=1e-12)
+            expected = F.cosine_similarity(image, caption, dim=0).item()
+            assert got[i, j].item() == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.parametrize("aggregation", ["mean", "logsumexp"])

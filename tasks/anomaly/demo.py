@@ -230,15 +230,18 @@ def make_scene(rng: np.random.Generator, anomalous: bool) -> tuple[np.ndarray, n
     return np.clip(pixels, 0, 255).astype(np.uint8), points[order], point_labels[order]
 
 
-def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write the demo dataset (see the module docstring) under root, deterministic in seed."""
+def make_demo_data(root: Path, seed: int = 0, split_sizes: dict[str, int] = SPLIT_SIZES) -> None:
+    """Write the demo dataset (see the module docstring) under root, deterministic in seed.
+
+    split_sizes: scenes per split (tests write a smaller one).
+    """
     root = Path(root)
     for folder in ("images", "points", "labels"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     rows = []
     index = 0
     split_rng = np.random.default_rng([seed, 0])
-    for split, size in SPLIT_SIZES.items():
+    for split, size in split_sizes.items():
         anomalous = np.zeros(size, dtype=bool)
         anomalous[: round(ANOMALOUS_FRACTION * size)] = True
         split_rng.shuffle(anomalous)

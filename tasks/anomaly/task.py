@@ -161,7 +161,7 @@ class AnomalyTask:
             config if isinstance(config, AnomalyConfig) else AnomalyConfig.model_validate(dict(config))
         )
         data_dir = Path(data_dir)
-        data.check_data(data_dir)
+        # No separate check_data pass: loading raises the same one-line DataErrors.
         train = self._load(config, data_dir, "train")
         torch.manual_seed(config.seed)
         model = build_detector(config)

@@ -106,11 +106,11 @@ def read_id_table(path: Path, value_name: str) -> dict[int, str]:
     return table
 
 
-def _integer_values(path: Path, table: dict[int, str], allowed: set[int] | None) -> dict[int, int]:
+def _integer_values(path: Path, table: dict[int, str], allowed: set[int], expected: str) -> dict[int, int]:
+    """The table's values as ints, each one of `allowed` (else DataError saying `expected`)."""
     values = {}
     for identifier, text in table.items():
-        if not text.lstrip("-").isdigit() or (allowed is not None and int(text) not in allowed):
-            expected = f"one of {sorted(allowed)}" if allowed is not None and len(allowed) < 5 else "a known id"
+        if not text.isdigit() or int(text) not in allowed:
             raise DataError(
                 f"{path}: image {identifier} has value {text!r}, expected {expected}; fix that line"
             )
@@ -219,7 +219,9 @@ def read_annotations(data_dir: Path) -> CubAnnotations:
     labels_path = _existing_file(data_dir, LABELS_FILE, "'<image_id> <class_id>' lines")
     classes_path = _existing_file(data_dir, CLASSES_FILE, "'<class_id> <name>' lines")
     attributes_path = _existing_file(
-        data_dir, ATTRIBUTE_LABELS_FILE, "'<image_id> <attribute_id> <is_present> <certainty_id> <time>' lines"
+        data_dir,
+        ATTRIBUTE_LABELS_FILE,
+        "'<image_id> <attribute_id> <is_present> <certainty_id> <time>' lines",
     )
 
     paths = read_id_table(images_path, "relative image path")
@@ -227,11 +229,11 @@ def read_annotations(data_dir: Path) -> CubAnnotations:
     id_set = set(image_ids)
     split_table = read_id_table(split_path, "is_training_image")
     _same_ids(split_path, set(split_table), id_set)
-    is_training = _integer_values(split_path, split_table, {0, 1})
+    is_training = _integer_values(split_path, split_table, {0, 1}, "0 or 1")
     classes = read_id_table(classes_path, "class name")
     labels_table = read_id_table(labels_path, "class_id")
     _same_ids(labels_path, set(labels_table), id_set)
-    class_ids = _integer_values(labels_path, labels_table, set(classes))
+    class_ids = _integer_values(labels_path, labels_table, set(classes), f"a class id of {CLASSES_FILE}")
     class_order = sorted(classes)
     class_index = {class_id: index for index, class_id in enumerate(class_order)}
 

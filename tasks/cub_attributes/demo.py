@@ -144,14 +144,16 @@ def render_bird(bird_class: dict, rng: random.Random, noise: np.random.Generator
     draw.ellipse([hx - radius, hy - radius, hx + radius, hy + radius], fill=body)
     draw.pieslice([hx - radius, hy - radius, hx + radius, hy + radius], 180, 360,
                   fill=jitter(COLOURS[bird_class["crown"]], rng, 15))
-    draw_bill(draw, group["bill_shape"], hx + radius * 0.9, hy + 0.5 * unit, unit, jitter((60, 55, 50), rng, 20))
+    bill = jitter((60, 55, 50), rng, 20)
+    draw_bill(draw, group["bill_shape"], hx + radius * 0.9, hy + 0.5 * unit, unit, bill)
     if rng.random() < LEAF_PROBABILITY:  # a leaf in front of the head hides the crown
         draw.ellipse([hx - 6 * unit, hy - 6 * unit, hx + 6 * unit, hy + 5 * unit],
                      fill=jitter((60, 120, 50), rng, 20))
     if rng.random() < 0.5:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     small = image.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS)
-    pixels = np.asarray(small, dtype=np.float32) + noise.normal(0, PIXEL_NOISE_STD, (IMAGE_SIDE, IMAGE_SIDE, 3))
+    pixel_noise = noise.normal(0, PIXEL_NOISE_STD, (IMAGE_SIDE, IMAGE_SIDE, 3))
+    pixels = np.asarray(small, dtype=np.float32) + pixel_noise
     return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
 
 

@@ -72,7 +72,7 @@ def shape_polygon(shape: str, centre: float, radius: float) -> list[tuple[float,
 
 def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...]) -> None:
     """The marking over the whole canvas; the body's mask later clips it to the object."""
-    period, width = 10, 4
+    period, width = 14, 6
     if pattern == "horizontal_stripes":
         for y in range(0, CANVAS, period):
             draw.rectangle([0, y, CANVAS, y + width - 1], fill=ink)
@@ -80,25 +80,25 @@ def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...]) 
         for x in range(0, CANVAS, period):
             draw.rectangle([x, 0, x + width - 1, CANVAS], fill=ink)
     elif pattern == "diagonal_stripes":
-        for offset in range(-CANVAS, CANVAS, period + 2):
+        for offset in range(-CANVAS, CANVAS, period + 4):
             draw.line([(offset, CANVAS), (offset + CANVAS, 0)], fill=ink, width=width)
     elif pattern == "dots":
-        for y in range(5, CANVAS, 12):
-            for x in range(5, CANVAS, 12):
-                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=ink)
+        for y in range(6, CANVAS, 15):
+            for x in range(6, CANVAS, 15):
+                draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=ink)
     elif pattern == "checks":
-        cell = 8
+        cell = 11
         for y in range(0, CANVAS, cell):
             for x in range(0, CANVAS, cell):
                 if (x // cell + y // cell) % 2 == 0:
                     draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=ink)
     elif pattern == "ring":
         middle = CANVAS / 2
-        draw.ellipse([middle - 13, middle - 13, middle + 13, middle + 13], outline=ink, width=5)
+        draw.ellipse([middle - 14, middle - 14, middle + 14, middle + 14], outline=ink, width=7)
     elif pattern == "cross":
         middle = CANVAS / 2
-        draw.rectangle([middle - 3, 0, middle + 3, CANVAS], fill=ink)
-        draw.rectangle([0, middle - 3, CANVAS, middle + 3], fill=ink)
+        draw.rectangle([middle - 4, 0, middle + 4, CANVAS], fill=ink)
+        draw.rectangle([0, middle - 4, CANVAS, middle + 4], fill=ink)
     else:
         raise ValueError(f"unknown pattern {pattern!r}")
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from tasks.base import INF, TrainingConfig, TrialSetup
-from tasks.common.embedding_stats import embedding_statistics
+from tasks.common.embedding_stats import embedding_statistics, pair_similarities
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
@@ -198,8 +198,7 @@ class MultiviewTask:
             **embedding_statistics(embeddings[val.view_a.unique()], "view_a"),
             **embedding_statistics(embeddings[val.view_b.unique()], "view_b"),
             "view_a_shuffled/r1": positive_pair_r1(moved, view_b),
-            "positive_similarity": scores[positives].mean().item(),
-            "negative_similarity": scores[~positives].mean().item(),
+            **pair_similarities(scores, positives),
         }
 
     def _split(self, setup: TrialSetup, split: str) -> data.ViewPairSplit:

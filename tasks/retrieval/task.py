@@ -17,6 +17,7 @@ from tasks.base import INF, TrainingConfig, TrialSetup
 from tasks.common.contrastive import contrastive_loss
 from tasks.common.embedding_stats import embedding_statistics, pair_similarities
 from tasks.common.image_loading import normalise_images
+from tasks.common.modality_shuffle import derangement
 from tasks.common.retrieval_metrics import chance_metrics, retrieval_metrics
 from tasks.common.text_tokenizer import tokenize_captions
 from tasks.retrieval import data, demo
@@ -69,14 +70,6 @@ def drop_padding_columns(
     """Remove token columns that are padding in every row (short captions run much faster)."""
     keep = attention_mask.bool().any(dim=0)
     return input_ids[:, keep], attention_mask[:, keep]
-
-
-def derangement(count: int, seed: int) -> torch.Tensor:
-    """A fixed-seed permutation with no fixed point: item order[i] takes order[i + 1]'s place."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    permutation = torch.empty_like(order)
-    permutation[order] = order.roll(-1)
-    return permutation
 
 
 @torch.no_grad()

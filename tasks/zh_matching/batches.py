@@ -1,6 +1,6 @@
 """Training batches: each epoch visits every training image once, with one of its 5 captions.
 
-The pairing and order come from the retrieval task's `OneCaptionPerImageSampler` (no image twice
+The pairing and order come from `tasks/common/caption_sampling.py` (no image twice
 in a batch, so no false in-batch negatives; seeded by seed + epoch). Region features are read
 from the memory-mapped .npy per item, so a multi-GB training split is never loaded whole.
 """
@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.retrieval.sampling import OneCaptionPerImageSampler
+from tasks.common.caption_sampling import OneCaptionPerImageSampler
 
 
 def pad_token_ids(captions: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Token id lists -> ((M, longest) long ids padded with 0, (M,) long lengths)."""
     lengths = torch.tensor([len(ids) for ids in captions], dtype=torch.long)
-    padded = torch.zeros((len(captions), int(lengths.max()) if len(captions) else 0), dtype=torch.long)
+    longest = int(lengths.max()) if len(captions) else 0
+    padded = torch.zeros((len(captions), longest), dtype=torch.long)
     for row, ids in enumerate(captions):
         padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return padded, lengths
@@ -29,8 +30,12 @@ def pad_token_ids(captions: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torc
 class RegionCaptionPairs(Dataset):
     """Caption row j -> (region features (K, D) float32 of image j // 5, token ids list of j)."""
 
-    def __init__(self, features_path: Path, caption_ids: Sequence[Sequence[int]],
-                 caption_image_index: torch.Tensor):
+    def __init__(
+        self,
+        features_path: Path,
+        caption_ids: Sequence[Sequence[int]],
+        caption_image_index: torch.Tensor,
+    ):
         self.features_path = Path(features_path)
         self.caption_ids = caption_ids
         self.caption_image_index = caption_image_index

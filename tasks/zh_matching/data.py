@@ -115,8 +115,9 @@ def check_split(data_dir: Path, split: str) -> tuple[np.ndarray, list[str]]:
     if count != CAPTIONS_PER_IMAGE * features.shape[0]:
         raise DataError(
             f"{path}: has {count} caption lines but {features_path(data_dir, split).name} holds "
-            f"{features.shape[0]} images, which need exactly {CAPTIONS_PER_IMAGE * features.shape[0]} "
-            f"({CAPTIONS_PER_IMAGE} per image); fix the caption file or the features"
+            f"{features.shape[0]} images, which need exactly "
+            f"{CAPTIONS_PER_IMAGE * features.shape[0]} ({CAPTIONS_PER_IMAGE} per image); "
+            "fix the caption file or the features"
         )
     return features, captions
 

@@ -1,16 +1,16 @@
 """A synthetic stand-in for a Chinese precomp dataset: scenes of coloured objects, as region
 features, with 5 truthful Chinese captions per image, in the SCAN/SGRAF layout.
 
-Each image shows 1-3 objects, each a (colour, object) pair such as 红色 汽车 or 白色 狗, in one of
-5 scenes (路边, 草地, ...). Its 36 "regions" are 2048-d float32 vectors like detector features:
-every object covers 4-8 regions, each its (colour, object) prototype plus noise (the prototype
-is the object's vector plus the colour's plus a pair-specific part, all fixed random vectors
-from the seeded generator), and the remaining regions show the scene's background prototype plus
-noise. (Real bottom-up-attention features are non-negative; a ReLU here would give every
-region a large shared mean, which the pooled-feature collapse probe reads as near-collapse at
-initialisation, so the demo keeps them zero-mean.) The 5 captions use 5
-different templates ("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...) that
-name every object with its colour, and usually the scene. The only link between a caption and its
+Each image shows 1-3 objects, each a (colour, object) pair such as 红色 汽车 or 白色 狗, in
+one of 5 scenes (路边, 草地, ...). Its 36 "regions" are 2048-d float32 vectors like detector
+features: every object covers 4-8 regions, each its (colour, object) prototype plus noise (the
+prototype is the object's vector plus the colour's plus a pair-specific part, all fixed random
+vectors from the seeded generator), and the remaining regions show the scene's background
+prototype plus noise. (Real bottom-up-attention features are non-negative; a ReLU here would
+give every region a large shared mean, which the pooled-feature collapse probe reads as
+near-collapse at initialisation, so the demo keeps them zero-mean.) The 5 captions use 5 different templates
+("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...) that name every
+object with its colour, and usually the scene. The only link between a caption and its
 image is which prototypes its regions carry, so a matcher must learn words -> region directions.
 """
 

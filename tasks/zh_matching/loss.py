@@ -46,4 +46,8 @@ def matching_loss(similarity: torch.Tensor, config: ZhMatchingConfig) -> dict[st
         hinge = hinge_from_similarity(similarity, negatives, config.hard_negative_margin)
     else:
         hinge = main.new_zeros(())
-    return {"loss": main + config.hard_negative_weight * hinge, name: main, "hard_negative_hinge": hinge}
+    return {
+        "loss": main + config.hard_negative_weight * hinge,
+        name: main,
+        "hard_negative_hinge": hinge,
+    }

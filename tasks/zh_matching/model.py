@@ -37,13 +37,17 @@ class CaptionEncoder(nn.Module):
         super().__init__()
         self.embed_dim = embed_dim
         self.embedding = nn.Embedding(vocab_size, word_dim, padding_idx=0)
-        self.gru = nn.GRU(word_dim, embed_dim, num_layers=layers, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(
+            word_dim, embed_dim, num_layers=layers, batch_first=True, bidirectional=True
+        )
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(
             self.embedding(token_ids), lengths.cpu(), batch_first=True, enforce_sorted=False
         )
-        states, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=token_ids.shape[1])
+        states, _ = pad_packed_sequence(
+            self.gru(packed)[0], batch_first=True, total_length=token_ids.shape[1]
+        )
         batch, length, _ = states.shape
         words = states.view(batch, length, 2, self.embed_dim).mean(dim=2)
         return F.normalize(words, dim=-1)  # zero padding rows stay zero
@@ -81,7 +85,8 @@ class RegionWordMatcher(nn.Module):
         self, token_ids: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) ids, (B,) lengths -> (unit word features (B, L, d), word mask (B, L) bool)."""
-        mask = torch.arange(token_ids.shape[1], device=token_ids.device)[None, :] < lengths.to(token_ids.device)[:, None]
+        positions = torch.arange(token_ids.shape[1], device=token_ids.device)
+        mask = positions[None, :] < lengths.to(token_ids.device)[:, None]
         return self.caption_encoder(token_ids, lengths), mask
 
     def similarity(

@@ -77,6 +77,12 @@ class EvaluationSplit:
     caption_image_index: torch.Tensor  # (5N,) long, caption j -> image j // 5
 
 
+def read_features(region_features: np.ndarray, start: int, device: Any) -> torch.Tensor:
+    """Images start .. start + EVAL_IMAGE_CHUNK of a memory-mapped split, as float32 on device."""
+    chunk = np.array(region_features[start : start + EVAL_IMAGE_CHUNK], dtype=np.float32)
+    return torch.from_numpy(chunk).to(device)
+
+
 @torch.no_grad()
 def encode_split(model: RegionWordMatcher, split: EvaluationSplit, device: Any) -> EncodedSplit:
     """Score every image of a split against every caption, in eval mode, in chunks.
@@ -87,9 +93,7 @@ def encode_split(model: RegionWordMatcher, split: EvaluationSplit, device: Any) 
     model.eval()
     try:
         regions = torch.cat([
-            model.encode_regions(
-                torch.from_numpy(np.array(split.region_features[start : start + EVAL_IMAGE_CHUNK], dtype=np.float32)).to(device)
-            ).float()
+            model.encode_regions(read_features(split.region_features, start, device)).float()
             for start in range(0, len(split.region_features), EVAL_IMAGE_CHUNK)
         ])
         words, masks = [], []
@@ -125,9 +129,11 @@ def shuffled_mean_r1(encoded: EncodedSplit) -> dict[str, float]:
         permutation[:, None] * data.CAPTIONS_PER_IMAGE + torch.arange(data.CAPTIONS_PER_IMAGE)
     ).flatten()
     index = encoded.caption_image_index
+    images_moved = retrieval_metrics(encoded.similarity[permutation], index)
+    captions_moved = retrieval_metrics(encoded.similarity[:, columns], index)
     return {
-        "image_shuffled/mean_r1": retrieval_metrics(encoded.similarity[permutation], index)["mean_r1"],
-        "text_shuffled/mean_r1": retrieval_metrics(encoded.similarity[:, columns], index)["mean_r1"],
+        "image_shuffled/mean_r1": images_moved["mean_r1"],
+        "text_shuffled/mean_r1": captions_moved["mean_r1"],
     }
 
 
@@ -192,7 +198,9 @@ class ZhMatchingTask:
         region_features, token_ids, lengths = batch
         model: RegionWordMatcher = setup.model
         regions = model.encode_regions(region_features.to(setup.device, non_blocking=True))
-        words, word_mask = model.encode_captions(token_ids.to(setup.device, non_blocking=True), lengths)
+        words, word_mask = model.encode_captions(
+            token_ids.to(setup.device, non_blocking=True), lengths
+        )
         setup.extras["training_steps"] += 1
         return matching_loss(model.similarity(regions, words, word_mask), setup.extras["config"])
 

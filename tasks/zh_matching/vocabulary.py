@@ -63,16 +63,19 @@ def build_vocabulary(captions: Iterable[str], min_word_count: int = 1) -> Vocabu
     """The vocabulary of the training captions: specials, then words seen at least
     `min_word_count` times, most frequent first, ties in code-point order."""
     counts = Counter(word for caption in captions for word in segment(caption))
-    words = sorted(
-        (word for word, count in counts.items() if count >= min_word_count and word not in SPECIAL_TOKENS),
-        key=lambda word: (-counts[word], word),
-    )
+    kept = [
+        word
+        for word, count in counts.items()
+        if count >= min_word_count and word not in SPECIAL_TOKENS
+    ]
+    words = sorted(kept, key=lambda word: (-counts[word], word))
     return Vocabulary([*SPECIAL_TOKENS, *words])
 
 
 def save_vocabulary(vocabulary: Vocabulary, path: Path) -> None:
     """Write the vocabulary as a UTF-8 json list of tokens in id order."""
-    Path(path).write_text(json.dumps(vocabulary.tokens, ensure_ascii=False, indent=0), encoding="utf-8")
+    text = json.dumps(vocabulary.tokens, ensure_ascii=False, indent=0)
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def load_vocabulary(path: Path) -> Vocabulary:
@@ -80,7 +83,9 @@ def load_vocabulary(path: Path) -> Vocabulary:
     try:
         tokens = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable vocabulary json ({type(error).__name__})") from None
+        raise ValueError(
+            f"{path}: not a readable vocabulary json ({type(error).__name__})"
+        ) from None
     if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
         raise ValueError(f"{path}: a vocabulary json is a list of token strings")
     try:
