@@ -38,11 +38,19 @@ def _tracking_uri(given: Optional[str]) -> str:
     return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def _require_existing_sqlite_file(uri: str) -> None:
-    """Reading from a sqlite store that does not exist would create an empty one; refuse instead."""
+def _task_and_tracking(task: str, tracking_uri: Optional[str]):
+    """The named task and a client of an existing tracking store, for commands that read MLflow.
+
+    Reading from a sqlite store that does not exist would create an empty one; refuse instead.
+    """
+    from mlflow.tracking import MlflowClient
+
+    loaded = load_task(task_reference(task))
+    uri = _tracking_uri(tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise UsageError(
             f"no MLflow store at {uri}; run `orchestrate sweep` here first or pass --tracking-uri")
+    return loaded, MlflowClient(uri)
 
 
 def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
@@ -111,16 +119,12 @@ def best(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Export the best finished trial of a task from MLflow (works after Ray is gone)."""
-    from mlflow.tracking import MlflowClient
-
     from orchestrator.export import NothingToExport, export_winner
 
     def body() -> None:
-        loaded = load_task(task_reference(task))
-        uri = _tracking_uri(tracking_uri)
-        _require_existing_sqlite_file(uri)
+        loaded, client = _task_and_tracking(task, tracking_uri)
         try:
-            winner = export_winner(MlflowClient(uri), loaded, out)
+            winner = export_winner(client, loaded, out)
         except NothingToExport as error:
             raise UsageError(str(error)) from None
         console.print(
@@ -137,17 +141,14 @@ def report(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Show a task's trials from MLflow: params, best metric, status, guard and reason."""
-    from mlflow.tracking import MlflowClient
-
     from orchestrator.report import report_table, trial_rows
 
     def body() -> None:
-        loaded = load_task(task_reference(task))
-        uri = _tracking_uri(tracking_uri)
-        _require_existing_sqlite_file(uri)
-        rows = trial_rows(MlflowClient(uri), loaded)
+        loaded, client = _task_and_tracking(task, tracking_uri)
+        rows = trial_rows(client, loaded)
         if not rows:
-            raise UsageError(f"no trial of task {loaded.name!r} in {uri}; run `orchestrate sweep` first")
+            raise UsageError(
+                f"no trial of task {loaded.name!r} in {client.tracking_uri}; run `orchestrate sweep` first")
         console.print(report_table(loaded, rows))
 
     _run_reporting_errors(debug, body)

@@ -123,6 +123,9 @@ def _connect_ray(address: str | None, prepared: list[PreparedSweep], options: Sw
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Our own progress table replaces Tune's console output.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Keeping the best N checkpoints forces an experiment snapshot after every N checkpoints;
+    # with epochs of a second that is often, and wanted (a resume loses less), not a warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Token authentication stays on; Ray's notice that it is on is not news to print each run.
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)

@@ -6,10 +6,10 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from tasks.base import TrainingConfig
+from tasks.common.contrastive_config import ContrastiveConfig
 
 
-class MultiviewConfig(TrainingConfig):
+class MultiviewConfig(ContrastiveConfig):
     """The generic trial-loop fields plus the shared backbone, projection head and loss."""
 
     batch_size: int = Field(
@@ -44,18 +44,6 @@ class MultiviewConfig(TrainingConfig):
         ge=0,
         description="weight of the view-consistency term: mean squared distance between the "
         "two views' normalised embeddings of each positive pair",
-    )
-    hard_negative_ratio: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="fraction of in-batch negatives (hardest first) in the hinge term",
-    )
-    hard_negative_weight: float = Field(
-        0.0, ge=0, description="weight of the hard-negative hinge in the loss"
-    )
-    hard_negative_margin: float = Field(
-        0.2, ge=0, description="cosine margin of the hard-negative hinge"
     )
 
     @model_validator(mode="after")

@@ -6,10 +6,10 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from tasks.base import TrainingConfig
+from tasks.common.contrastive_config import ContrastiveConfig
 
 
-class RetrievalConfig(TrainingConfig):
+class RetrievalConfig(ContrastiveConfig):
     """The generic trial-loop fields plus the dual encoder, tokeniser and loss settings."""
 
     batch_size: int = Field(64, ge=2, description="training batch size (= in-batch negatives + 1)")
@@ -51,18 +51,6 @@ class RetrievalConfig(TrainingConfig):
     temperature: float = Field(0.07, gt=0, description="softmax temperature of InfoNCE")
     label_smoothing: float = Field(
         0.0, ge=0, lt=1, description="label smoothing of both InfoNCE cross-entropies"
-    )
-    hard_negative_ratio: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="fraction of in-batch negatives (hardest first) in the hinge term",
-    )
-    hard_negative_weight: float = Field(
-        0.0, ge=0, description="weight of the hard-negative hinge in the loss"
-    )
-    hard_negative_margin: float = Field(
-        0.2, ge=0, description="cosine margin of the hard-negative hinge"
     )
 
     @model_validator(mode="after")

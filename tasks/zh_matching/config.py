@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from tasks.base import TrainingConfig
+from tasks.common.contrastive_config import ContrastiveConfig
 
 
-class ZhMatchingConfig(TrainingConfig):
+class ZhMatchingConfig(ContrastiveConfig):
     """The generic trial-loop fields plus the SCAN-style matcher and its loss.
 
     The region features are precomputed, so there is no pretrained encoder to unfreeze: the
@@ -52,15 +52,3 @@ class ZhMatchingConfig(TrainingConfig):
     )
     temperature: float = Field(0.05, gt=0, description="softmax temperature of InfoNCE")
 
-    hard_negative_ratio: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="fraction of in-batch negatives (hardest first) in the extra hinge term",
-    )
-    hard_negative_weight: float = Field(
-        0.0, ge=0, description="weight of the extra hard-negative hinge in the loss"
-    )
-    hard_negative_margin: float = Field(
-        0.2, ge=0, description="cosine margin of the extra hard-negative hinge"
-    )
