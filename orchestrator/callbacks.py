@@ -6,28 +6,45 @@ from pathlib import Path
 
 from ray import tune
 
-from orchestrator.outcomes import OutcomeLedger, fail, finish, record_result
+from orchestrator.outcomes import OutcomeLedger, TrialOutcome, fail, finish, record_result
+from orchestrator.training import mark_ended
 
 
 class LedgerCallback(tune.Callback):
-    """Folds every result and trial end into an OutcomeLedger; runs before the other callbacks."""
+    """Folds every result and trial end into an OutcomeLedger; runs before the other callbacks.
+
+    A trial that had ended before the sweep was resumed keeps the outcome it had.
+    """
 
     def __init__(self, ledger: OutcomeLedger):
         self.ledger = ledger
 
+    def _live(self, trial) -> TrialOutcome | None:
+        outcome = self.ledger.outcome(trial.trial_id, trial.config)
+        return None if outcome.settled_earlier else outcome
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.ledger.outcome(trial.trial_id, trial.config).status = "running"
+        if outcome := self._live(trial):
+            outcome.status = "running"
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        record_result(self.ledger.outcome(trial.trial_id, trial.config), result,
-                      self.ledger.metric, self.ledger.mode)
+        if outcome := self._live(trial):
+            record_result(outcome, result, self.ledger.metric, self.ledger.mode)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        finish(self.ledger.outcome(trial.trial_id, trial.config), trial.last_result or {},
-               self.ledger.metric, self.ledger.max_epochs)
+        if outcome := self._live(trial):
+            finish(outcome, trial.last_result or {}, self.ledger.metric, self.ledger.max_epochs)
+        _mark_ended(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        fail(self.ledger.outcome(trial.trial_id, trial.config), error_text(trial))
+        if outcome := self._live(trial):
+            fail(outcome, error_text(trial))
+        _mark_ended(trial)
+
+
+def _mark_ended(trial) -> None:
+    if trial.checkpoint is not None:
+        mark_ended(trial.checkpoint)
 
 
 def error_text(trial) -> str:

@@ -37,6 +37,7 @@ def run_sweeps(
     experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
 
     summaries = []
+    ledgers = []
     failed_logging: list[str] = []
     for one in prepared:
         console.print(
@@ -46,6 +47,7 @@ def run_sweeps(
         )
         ledger, tracker = run(one, options, client, experiment_ids[one.task.name], console)
         failed_logging += tracker.failed_calls
+        ledgers.append((one, ledger))
         counts = ledger.counts()
         winner = ledger.best()
         summaries.append({
@@ -59,6 +61,12 @@ def run_sweeps(
                 for k, v in winner.config.items() if k not in one.spec.fixed),
         })
     console.print(summary_table(summaries))
+    for one, ledger in ledgers:
+        for outcome in ledger.trials.values():
+            if outcome.guard:
+                console.print(f"[{one.task.name}] trial {outcome.trial_id} {outcome.status} by "
+                              f"{outcome.guard}: {outcome.reason}",
+                              highlight=False, markup=False, soft_wrap=True)
     console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
                   highlight=False)
     all_failed = [row["task"] for row in summaries if row["trials"] and row["failed"] == row["trials"]]
@@ -77,7 +85,7 @@ class SweepFailed(RuntimeError):
 
 
 def _stopped_text(ledger) -> str:
-    """'3 (2 chance_level, 1 plateau)': how many trials each guard stopped."""
+    """'3 (2 chance_level, 1 flat_line)': how many trials each failure guard stopped."""
     guards: dict[str, int] = {}
     for outcome in ledger.trials.values():
         if outcome.status == "stopped":

@@ -15,13 +15,12 @@ from typing import Any
 import yaml
 from mlflow.tracking import MlflowClient
 
+from orchestrator.outcomes import FINISHED_WELL
 from orchestrator.tracking import (
     CONFIG_ARTIFACT, MODEL_ARTIFACT_DIR, PARENT, ROLE, STATUS, best_metric_key,
 )
 from orchestrator.training import MODEL_FILE, RESULT_FILE
 from tasks.base import Task
-
-EXPORTABLE_STATUSES = ("completed", "pruned", "stopped")
 
 
 class NothingToExport(LookupError):
@@ -40,7 +39,7 @@ class Winner:
 def find_winner(client: MlflowClient, task: Task) -> Winner:
     """The best finished trial of the task across its sweeps, by its best target metric.
 
-    Trials stopped by a failure guard are never winners; a plateau stop is a converged trial.
+    Trials stopped by a failure guard (or failed) are never winners.
     """
     experiment = client.get_experiment_by_name(task.name)
     if experiment is None:
@@ -59,9 +58,7 @@ def find_winner(client: MlflowClient, task: Task) -> Winner:
     candidates: list[Winner] = []
     for run in runs:
         sweep = sweeps.get(run.data.tags.get(PARENT, ""))
-        if sweep is None or run.data.tags.get(STATUS) not in EXPORTABLE_STATUSES:
-            continue
-        if run.data.tags.get(STATUS) == "stopped" and run.data.tags.get("orchestrate.guard") != "plateau":
+        if sweep is None or run.data.tags.get(STATUS) not in FINISHED_WELL:
             continue
         metric, mode = sweep.data.params.get("metric", task.metric), sweep.data.params.get("mode", task.mode)
         value = run.data.metrics.get(best_metric_key(metric))

@@ -1,8 +1,9 @@
 """How a trial ended, in one vocabulary shared by MLflow tags, the terminal and `best`.
 
-completed: ran its whole epoch budget. pruned: ASHA stopped it for ranking low at a rung.
-stopped: a health guard stopped it (its verdict says which and why; plateau is the one guard
-verdict that is not a failure). failed: it raised, after its retries.
+completed: ran its whole epoch budget. converged: the plateau guard ended it, its metric no
+longer rising (a good outcome, not a failure). pruned: ASHA stopped it for ranking low at a rung.
+stopped: a failure guard stopped it (its verdict says which and why). failed: it raised, after
+its retries. interrupted (MLflow only): the sweep stopped before it ended; --resume continues it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["running", "completed", "pruned", "stopped", "failed"]
+Status = Literal["running", "completed", "converged", "pruned", "stopped", "failed"]
+FINISHED_WELL = ("completed", "converged", "pruned")  # trials whose weights may win
 
 
 @dataclass
@@ -26,6 +28,8 @@ class TrialOutcome:
     best_metric: float | None = None
     best_epoch: int | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    # ended before this process resumed the sweep: its record (MLflow) is final, leave it alone
+    settled_earlier: bool = False
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:
@@ -48,9 +52,9 @@ def finish(outcome: TrialOutcome, last_result: dict[str, Any], metric: str, max_
     """Classify a trial that ended without an error: completed, pruned or stopped by a guard."""
     guard = last_result.get("health/guard")
     if guard:
-        outcome.status = "stopped"
         outcome.guard = str(guard)
         outcome.guard_is_failure = bool(last_result.get("health/failure", True))
+        outcome.status = "stopped" if outcome.guard_is_failure else "converged"
         outcome.reason = str(last_result.get("health/reason", ""))
         return
     best = _format(outcome.best_metric)
@@ -89,7 +93,7 @@ class OutcomeLedger:
         return self.trials.setdefault(trial_id, TrialOutcome(trial_id, dict(config)))
 
     def counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in ("completed", "pruned", "stopped", "failed", "running")}
+        counts = {status: 0 for status in ("completed", "converged", "pruned", "stopped", "failed", "running")}
         for outcome in self.trials.values():
             counts[outcome.status] += 1
         return counts
@@ -97,8 +101,7 @@ class OutcomeLedger:
     def best(self) -> TrialOutcome | None:
         finished = [
             o for o in self.trials.values()
-            if o.best_metric is not None and (
-                o.status in ("completed", "pruned") or (o.status == "stopped" and not o.guard_is_failure))
+            if o.best_metric is not None and o.status in FINISHED_WELL
         ]
         if not finished:
             return None

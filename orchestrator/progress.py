@@ -101,9 +101,11 @@ class ProgressDisplay(tune.Callback):
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     """One row per task: trials run, how they ended, the best metric and its config."""
     table = Table(title="Sweep summary", title_justify="left")
-    for column in ("task", "trials", "completed", "pruned", "stopped", "failed", "best", "best config"):
+    for column in ("task", "trials", "completed", "converged", "pruned", "stopped", "failed",
+                   "best", "best config"):
         table.add_column(column, overflow="fold")
     for row in summaries:
         table.add_row(*(str(row[key]) for key in (
-            "task", "trials", "completed", "pruned", "stopped", "failed", "best", "best_config")))
+            "task", "trials", "completed", "converged", "pruned", "stopped", "failed", "best",
+            "best_config")))
     return table

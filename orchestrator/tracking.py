@@ -157,9 +157,13 @@ class MlflowTracker(tune.Callback):
 
     # -- Tune hooks -----------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
+        if self._settled(trial):
+            return
         self._safely(f"start the run of trial {trial.trial_id}", lambda: self._trial_run(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self._settled(trial):
+            return
         step = int(result.get("training_iteration", 0))
         if step <= self.logged_steps.get(trial.trial_id, 0):
             return  # re-run after a restore from an older checkpoint: MLflow has this epoch
@@ -178,15 +182,21 @@ class MlflowTracker(tune.Callback):
         self._safely(f"log epoch {step} of trial {trial.trial_id}", log)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if self._settled(trial):
+            return
         self._safely(
             f"log the checkpoint of trial {trial.trial_id}",
             lambda: self._log_if_best(trial, checkpoint),
         )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if self._settled(trial):
+            return
         self._safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FINISHED"))
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        if self._settled(trial):
+            return
         self._safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FAILED"))
 
     # -- helpers --------------------------------------------------------------------------
@@ -264,6 +274,11 @@ class MlflowTracker(tune.Callback):
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, mlflow_status)
 
+    def _settled(self, trial) -> bool:
+        """An ended trial Tune restarted after a resume: its run is final and stays untouched."""
+        outcome = self.ledger.trials.get(trial.trial_id)
+        return outcome is not None and outcome.settled_earlier
+
     def _safely(self, what: str, call: Callable[[], Any]) -> None:
         """Run one tracking call; a failure is recorded, never raised.
 
@@ -293,10 +308,11 @@ class MlflowTracker(tune.Callback):
             if tags.get(STATUS, "running") in ("running", "interrupted"):
                 continue  # Tune resumes it, or it is closed at the end (_close_unfinished)
             outcome = self.ledger.outcome(tags[TRIAL_ID], dict(run.data.params))
+            outcome.settled_earlier = True
             outcome.status = tags[STATUS]
             outcome.reason = tags.get(REASON, "")
             outcome.guard = tags.get(GUARD)
-            outcome.guard_is_failure = outcome.guard not in (None, "plateau")
+            outcome.guard_is_failure = outcome.status == "stopped"
             outcome.best_metric = run.data.metrics.get(best_metric_key(self.ledger.metric))
             outcome.last_metric = run.data.metrics.get(self.ledger.metric)
             outcome.epochs = int(run.data.metrics.get("best/epoch", 0))

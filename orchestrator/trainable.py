@@ -20,6 +20,7 @@ from orchestrator.registry import load_task
 from orchestrator.training import (
     MixedPrecision,
     build_optimizer,
+    has_ended,
     load_checkpoint,
     prefixed,
     save_checkpoint,
@@ -55,6 +56,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     precision = MixedPrecision(setup.device)
     history: list[dict[str, Any]] = []
     checkpoint = tune.get_checkpoint()
+    if checkpoint is not None and has_ended(checkpoint):
+        return  # it ended before its sweep was interrupted; Tune's snapshot predates that
     if checkpoint is not None:  # a retried or resumed trial
         with checkpoint.as_directory() as directory:
             history = load_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from orchestrator.unfreezing import param_groups
 from tasks.base import Task, TrainingConfig, TrialSetup
 
 MODEL_FILE = "model.pt"
+ENDED_MARKER = "ended.json"  # beside a trial's checkpoints once the trial has ended
 TRAINER_STATE_FILE = "trainer_state.pt"
 RESULT_FILE = "result.json"
 
@@ -145,6 +147,26 @@ def load_checkpoint(
     lr_schedule.load_state_dict(state["lr_schedule"])
     precision.scaler.load_state_dict(state["grad_scaler"])
     return json.loads((directory / RESULT_FILE).read_text())["history"]
+
+
+def mark_ended(checkpoint: Any) -> None:
+    """Leave a marker in the trial's directory (beside its checkpoints) that the trial ended.
+
+    A driver killed after a trial ended but before Tune snapshotted the experiment resumes that
+    trial from an older checkpoint; the marker lets it end at once instead of training again.
+    """
+    trial_dir = posixpath.dirname(checkpoint.path.rstrip("/"))
+    with checkpoint.filesystem.open_output_stream(posixpath.join(trial_dir, ENDED_MARKER)) as stream:
+        stream.write(b"{}")
+
+
+def has_ended(checkpoint: Any) -> bool:
+    """Whether the trial owning this checkpoint was marked ended (see mark_ended)."""
+    from pyarrow.fs import FileType
+
+    trial_dir = posixpath.dirname(checkpoint.path.rstrip("/"))
+    marker = checkpoint.filesystem.get_file_info(posixpath.join(trial_dir, ENDED_MARKER))
+    return marker.type == FileType.File
 
 
 def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

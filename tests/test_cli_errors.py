@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from tests.conftest import orchestrate
+import pytest
+
+from tests.conftest import REPO, orchestrate
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -38,13 +40,34 @@ def test_plugin_object_without_the_task_interface(workdir):
     assert_nothing_written(workdir, "half_task.py")
 
 
-def test_malformed_search_space(workdir):
+SHIPPED_SPACE = (REPO / "search_spaces" / "retrieval.yaml").read_text()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (("low: 0.03, high: 0.2", "low: 0.3, high: 0.2"), ["parameters.temperature", "greater than high"]),
+    (("{type: int, low: 0, high: 2}", "{type: integer, low: 0, high: 2}"),
+     ["parameters.unfreeze_stages", "'float', 'int', 'categorical'"]),
+    (("when: {parameter: unfreeze_stages, in: [1, 2]}}\n  unfreeze_lr_scale",
+      "when: {parameter: unfreeze_stagez, in: [1, 2]}}\n  unfreeze_lr_scale"),
+     ["names 'unfreeze_stagez', which is not a searched parameter"]),
+    (("mode: max", "mode: [max"), ["not valid YAML at line"]),
+])
+def test_malformed_search_space(workdir, change, expected):
+    assert change[0] in SHIPPED_SPACE
     space = workdir / "bad.yaml"
-    space.write_text(Path("search_spaces/retrieval.yaml").resolve().read_text().replace(
-        "low: 0.03, high: 0.2", "low: 0.3, high: 0.2"))
+    space.write_text(SHIPPED_SPACE.replace(*change))
     result = orchestrate("sweep", "--task", "retrieval", "--space", str(space), cwd=workdir)
-    assert_one_line_error(result, str(space), "parameters.temperature", "greater than high")
+    assert_one_line_error(result, str(space), *expected)
     assert_nothing_written(workdir, "bad.yaml")
+
+
+def test_truncated_feature_file(workdir):
+    assert orchestrate("data", "--task", "zh_matching", "--out", "precomp", cwd=workdir).returncode == 0
+    features = workdir / "precomp" / "dev_ims.npy"
+    features.write_bytes(features.read_bytes()[: features.stat().st_size // 2])
+    result = orchestrate("sweep", "--task", "zh_matching", "--data-dir", "precomp", cwd=workdir)
+    assert_one_line_error(result, "dev_ims.npy")
+    assert_nothing_written(workdir, "precomp")
 
 
 def test_missing_and_empty_data_directory(workdir):

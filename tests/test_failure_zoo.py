@@ -256,7 +256,8 @@ def test_one_sweep_stops_every_zoo_task_with_its_guard_within_two_reports(tmp_pa
         assert len(runs) == 1, task.name
         run = runs[0]
         tags = run.data.tags
-        assert tags["orchestrate.status"] == "stopped", (task.name, tags)
+        expected_status = "stopped" if guard != "plateau" else "converged"
+        assert tags["orchestrate.status"] == expected_status, (task.name, tags)
         assert tags.get("orchestrate.guard") == guard, (task.name, tags.get("orchestrate.reason"))
         reason = tags["orchestrate.reason"]
         assert reason
@@ -275,8 +276,9 @@ def test_one_sweep_stops_every_zoo_task_with_its_guard_within_two_reports(tmp_pa
         assert 0 <= verdict_epoch - onset <= 1, (task.name, raw_onset, onset, verdict_epoch)
 
         assert squash(reason) in stdout, task.name
-        assert f"1 (1 {guard})" in stdout, task.name  # the summary's stopped column
+        if guard != "plateau":  # a plateau stop counts as converged, apart from the failures
+            assert f"1 (1 {guard})" in stdout, task.name  # the summary's stopped column
         report = run_cli("report", "--task", reference(module), cwd=tmp_path)
         assert report.returncode == 0, report.stderr
-        assert guard in report.stdout and "stopped" in report.stdout, report.stdout
+        assert guard in report.stdout and expected_status in report.stdout, report.stdout
     print("\n" + "\n".join(lines))

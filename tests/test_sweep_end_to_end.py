@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import orchestrate
 
 TRIALS = 8
-STATUSES = {"completed", "pruned", "stopped", "failed"}
+STATUSES = {"completed", "converged", "pruned", "stopped", "failed"}
 
 
 @pytest.mark.slow
