@@ -1,8 +1,11 @@
+import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +38,49 @@ def orchestrate(*args: str, cwd: Path, timeout: int = 900, plugins: bool = False
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to run the CLI in, as a new user would."""
     return tmp_path
+
+
+@dataclass
+class DemoSweep:
+    """What a demo sweep through the CLI left behind, checked for what every task promises."""
+
+    client: Any
+    trials: list  # the MLflow trial runs
+    best: float  # the best trial's best target metric
+    output: str  # what the sweep printed
+
+
+def sweep_demo_and_export(task: str, workdir: Path, trials: int, max_epochs: int | None,
+                          metric: str) -> DemoSweep:
+    """Run `orchestrate sweep` on a task's demo data, then `best` and `evaluate`, asserting the
+    contract shared by every task: the sweep succeeds, MLflow holds one sweep run with one
+    nested run per trial, no failure guard stops a healthy demo trial, the export is the best
+    trial and its weights reproduce the recorded metric within 1e-3."""
+    from mlflow.tracking import MlflowClient
+
+    budget = [] if max_epochs is None else ["--max-epochs", str(max_epochs)]
+    sweep = orchestrate("sweep", "--task", task, "--trials", str(trials), *budget, "--name", "t",
+                        cwd=workdir)
+    assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+    assert "writing the demo dataset" in sweep.stdout
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(task)
+    sweeps = client.search_runs([experiment.experiment_id], "tags.`orchestrate.role` = 'sweep'")
+    runs = client.search_runs([experiment.experiment_id], "tags.`orchestrate.role` = 'trial'")
+    assert len(sweeps) == 1 and len(runs) == trials
+    assert all(run.data.tags["mlflow.parentRunId"] == sweeps[0].info.run_id for run in runs)
+    stopped = [run.data.tags["orchestrate.reason"] for run in runs
+               if run.data.tags["orchestrate.status"] in ("stopped", "failed")]
+    assert not stopped, stopped  # healthy demo trials: no failure guard, no crash
+    best = max(run.data.metrics.get(f"best/{metric}", float("-inf")) for run in runs)
+
+    export = orchestrate("best", "--task", task, "--out", "winners", cwd=workdir)
+    assert export.returncode == 0, export.stderr
+    exported = json.loads((workdir / "winners" / "metrics.json").read_text())
+    assert exported["value"] == pytest.approx(best)
+    evaluation = orchestrate("evaluate", "--model", "winners", "--split", "val", cwd=workdir)
+    assert evaluation.returncode == 0, evaluation.stderr
+    reproduced = json.loads(evaluation.stdout)[metric.removeprefix("val/")]
+    assert abs(reproduced - exported["value"]) <= 1e-3
+    return DemoSweep(client, runs, best, sweep.stdout)
