@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
-from orchestrator.progress import summary_table
+from orchestrator.progress import config_text, summary_table
 from orchestrator.tracking import open_experiment
 from orchestrator.sweep import PreparedSweep, SweepOptions, UsageError, check_resources, prepare, run
 
@@ -31,7 +31,7 @@ def run_sweeps(
         raise UsageError("no task to sweep: pass --task NAME")
     prepared = [prepare(name, space, data_dir, options) for name in task_names]
     _check_no_earlier_sweep(prepared, options)
-    _connect_ray(address, prepared, options)
+    _connect_ray(address, options)
     # The tracking store is checked before any trial starts: one line if it is unreachable.
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
@@ -56,9 +56,8 @@ def run_sweeps(
             **counts,
             "stopped": _stopped_text(ledger),
             "best": "n/a" if winner is None else f"{winner.best_metric:.4f} ({winner.trial_id})",
-            "best_config": "" if winner is None else ", ".join(
-                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in winner.config.items() if k not in one.spec.fixed),
+            "best_config": "" if winner is None else config_text(
+                {k: v for k, v in winner.config.items() if k not in one.spec.fixed}),
         })
     console.print(summary_table(summaries))
     for one, ledger in ledgers:
@@ -121,7 +120,7 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def _connect_ray(address: str | None, prepared: list[PreparedSweep], options: SweepOptions) -> None:
+def _connect_ray(address: str | None, options: SweepOptions) -> None:
     import optuna
     import ray
 

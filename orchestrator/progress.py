@@ -23,10 +23,11 @@ def _value(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _config_text(config: dict[str, Any], limit: int = 4) -> str:
+def config_text(config: dict[str, Any], limit: int | None = None) -> str:
+    """`lr=0.00141, pooling=mean, ...`: a config on one line, floats to 3 significant digits."""
     shown = list(config.items())[:limit]
     text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
-    return text + (", ..." if len(config) > limit else "")
+    return text + (", ..." if len(shown) < len(config) else "")
 
 
 def trials_table(task_name: str, ledger: OutcomeLedger) -> Table:
@@ -34,7 +35,7 @@ def trials_table(task_name: str, ledger: OutcomeLedger) -> Table:
     for column in ("trial", "status", "epoch", "last", "best", "reason / params"):
         table.add_column(column, overflow="fold")
     for outcome in ledger.trials.values():
-        detail = outcome.reason if outcome.status != "running" else _config_text(outcome.config)
+        detail = outcome.reason if outcome.status != "running" else config_text(outcome.config, limit=4)
         table.add_row(
             outcome.trial_id, outcome.status, f"{outcome.epochs}/{ledger.max_epochs}",
             _value(outcome.last_metric), _value(outcome.best_metric), detail,

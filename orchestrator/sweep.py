@@ -66,7 +66,8 @@ class PreparedSweep:
     max_epochs: int
 
     def experiment_dir(self, options: SweepOptions) -> str:
-        return storage_uri(options.storage) + f"/{options.name}/{self.task.name}"
+        """`<storage>/<sweep name>/<task>`: where Tune keeps this task's experiment."""
+        return f"{sweep_storage(options)}/{self.task.name}"
 
 
 def default_sweep_name() -> str:
@@ -76,6 +77,10 @@ def default_sweep_name() -> str:
 def storage_uri(storage: str) -> str:
     """An object-store URI as given; a local path made absolute (trials run in other directories)."""
     return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def sweep_storage(options: SweepOptions) -> str:
+    return f"{storage_uri(options.storage)}/{options.name}"
 
 
 def prepare(
@@ -179,7 +184,7 @@ def run(
             ),
             run_config=tune.RunConfig(
                 name=task.name,
-                storage_path=storage_uri(options.storage) + f"/{options.name}",
+                storage_path=sweep_storage(options),
                 stop=_stopped_by_health_guard,
                 callbacks=callbacks,
                 checkpoint_config=tune.CheckpointConfig(
