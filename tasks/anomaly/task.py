@@ -25,7 +25,7 @@ from tasks.common.classification_metrics import (
     average_precision,
     fpr_at_tpr,
 )
-from tasks.common.embedding_stats import embedding_statistics
+from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 
@@ -39,9 +39,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
     **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
     "*/chance/*": (0.0, 1.0),
-    "probe/*/offdiag_cosine": (-1.0, 1.0),
-    "probe/*/dim_std": (0.0, 1.0),
-    "probe/*/dim": (1.0, INF),
+    **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/auroc": (0.0, 1.0),
 }
 

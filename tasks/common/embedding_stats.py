@@ -8,6 +8,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tasks.base import INF
+
+# Value bounds (tasks.base.Task.value_bounds) of the probes computed here, for every task.
+EMBEDDING_PROBE_BOUNDS: dict[str, tuple[float, float]] = {
+    "probe/*/offdiag_cosine": (-1.0, 1.0),
+    "probe/*/dim_std": (0.0, 1.0),
+    "probe/*/dim": (1.0, INF),
+}
+PAIR_SIMILARITY_BOUNDS: dict[str, tuple[float, float]] = {
+    "probe/positive_similarity": (-1.0, 1.0),
+    "probe/negative_similarity": (-1.0, 1.0),
+}
 
 def mean_offdiagonal_cosine(embeddings: torch.Tensor) -> float:
     """Mean cosine similarity between distinct rows, in [-1, 1]; near 1 means collapsed."""

@@ -16,6 +16,12 @@ import torch
 RECALL_CUTOFFS = (1, 5, 10)
 DEFAULT_CAPTIONS_PER_IMAGE = 5
 
+_FRACTION_METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mean_r1", "mrr")
+# Value bounds (tasks.base.Task.value_bounds) of retrieval_metrics' output on val and test.
+RETRIEVAL_METRIC_BOUNDS: dict[str, tuple[float, float]] = {
+    **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
+    **{f"{split}/rsum": (0.0, 6.0) for split in ("val", "test")},
+}
 
 def captions_per_image_index(num_images: int, captions_per_image: int = 5) -> torch.Tensor:
     """The caption -> image mapping of the usual layout: caption j belongs to image j // k."""

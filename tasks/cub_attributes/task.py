@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tasks.base import INF, TrainingConfig, TrialSetup
-from tasks.common.embedding_stats import embedding_statistics
+from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
@@ -39,9 +39,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
         for name in ("accuracy", "top5_accuracy", "majority_rate")
     },
     "*/chance/*": (0.0, 1.0),
-    "probe/*/offdiag_cosine": (-1.0, 1.0),
-    "probe/*/dim_std": (0.0, 1.0),
-    "probe/*/dim": (1.0, INF),
+    **EMBEDDING_PROBE_BOUNDS,
     "probe/*/attention_weight": (0.0, 1.0),
     "probe/*_shuffled/accuracy": (0.0, 1.0),
 }

@@ -13,7 +13,12 @@ from typing import Any
 import torch
 
 from tasks.base import INF, TrainingConfig, TrialSetup
-from tasks.common.embedding_stats import embedding_statistics, pair_similarities
+from tasks.common.embedding_stats import (
+    EMBEDDING_PROBE_BOUNDS,
+    PAIR_SIMILARITY_BOUNDS,
+    embedding_statistics,
+    pair_similarities,
+)
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
@@ -38,12 +43,9 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
     **{f"{split}/{name}": (-1.0, 1.0) for split in ("val", "test") for name in _COSINE_METRICS},
     "*/chance/*": (0.0, 1.0),
-    "probe/*/offdiag_cosine": (-1.0, 1.0),
-    "probe/*/dim_std": (0.0, 1.0),
-    "probe/*/dim": (1.0, INF),
+    **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/r1": (0.0, 1.0),
-    "probe/positive_similarity": (-1.0, 1.0),
-    "probe/negative_similarity": (-1.0, 1.0),
+    **PAIR_SIMILARITY_BOUNDS,
 }
 
 

@@ -15,10 +15,19 @@ import torch
 
 from tasks.base import INF, TrainingConfig, TrialSetup
 from tasks.common.contrastive import contrastive_loss
-from tasks.common.embedding_stats import embedding_statistics, pair_similarities
+from tasks.common.embedding_stats import (
+    EMBEDDING_PROBE_BOUNDS,
+    PAIR_SIMILARITY_BOUNDS,
+    embedding_statistics,
+    pair_similarities,
+)
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
-from tasks.common.retrieval_metrics import chance_metrics, retrieval_metrics
+from tasks.common.retrieval_metrics import (
+    RETRIEVAL_METRIC_BOUNDS,
+    chance_metrics,
+    retrieval_metrics,
+)
 from tasks.common.text_tokenizer import tokenize_captions
 from tasks.retrieval import data, demo
 from tasks.retrieval.config import RetrievalConfig
@@ -28,20 +37,15 @@ from tasks.retrieval.sampling import ImageCaptionPairs, training_batches
 EVAL_BATCH_SIZE = 256
 PROBE_SHUFFLE_SEED = 0
 
-_FRACTION_METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mean_r1", "mrr")
 VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
     "train/infonce": (0.0, INF),
     "train/hard_negative_hinge": (0.0, INF),
-    **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
-    **{f"{split}/rsum": (0.0, 6.0) for split in ("val", "test")},
+    **RETRIEVAL_METRIC_BOUNDS,
     "*/chance/*": (0.0, 1.0),
-    "probe/*/offdiag_cosine": (-1.0, 1.0),
-    "probe/*/dim_std": (0.0, 1.0),
-    "probe/*/dim": (1.0, INF),
+    **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/mean_r1": (0.0, 1.0),
-    "probe/positive_similarity": (-1.0, 1.0),
-    "probe/negative_similarity": (-1.0, 1.0),
+    **PAIR_SIMILARITY_BOUNDS,
 }
 
 

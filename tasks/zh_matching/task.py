@@ -16,9 +16,18 @@ import numpy as np
 import torch
 
 from tasks.base import INF, TrainingConfig, TrialSetup
-from tasks.common.embedding_stats import embedding_statistics, pair_similarities
+from tasks.common.embedding_stats import (
+    EMBEDDING_PROBE_BOUNDS,
+    PAIR_SIMILARITY_BOUNDS,
+    embedding_statistics,
+    pair_similarities,
+)
 from tasks.common.modality_shuffle import derangement
-from tasks.common.retrieval_metrics import chance_metrics, retrieval_metrics
+from tasks.common.retrieval_metrics import (
+    RETRIEVAL_METRIC_BOUNDS,
+    chance_metrics,
+    retrieval_metrics,
+)
 from tasks.zh_matching import data, demo
 from tasks.zh_matching.batches import RegionCaptionPairs, pad_token_ids, training_batches
 from tasks.zh_matching.config import ZhMatchingConfig
@@ -31,21 +40,16 @@ EVAL_IMAGE_CHUNK = 128
 EVAL_CAPTION_CHUNK = 512
 PROBE_SHUFFLE_SEED = 0
 
-_FRACTION_METRICS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "mean_r1", "mrr")
 VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
     "train/vse_hinge": (0.0, INF),
     "train/infonce": (0.0, INF),
     "train/hard_negative_hinge": (0.0, INF),
-    **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
-    **{f"{split}/rsum": (0.0, 6.0) for split in ("val", "test")},
+    **RETRIEVAL_METRIC_BOUNDS,
     "*/chance/*": (0.0, 1.0),
-    "probe/*/offdiag_cosine": (-1.0, 1.0),
-    "probe/*/dim_std": (0.0, 1.0),
-    "probe/*/dim": (1.0, INF),
+    **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/mean_r1": (0.0, 1.0),
-    "probe/positive_similarity": (-1.0, 1.0),
-    "probe/negative_similarity": (-1.0, 1.0),
+    **PAIR_SIMILARITY_BOUNDS,
 }
 
 
