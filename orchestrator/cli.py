@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts show defaults in [brackets], which are not rich markup
 )
 console = Console()
 USER_ERRORS = (SpecError, TaskNotFound, DataError, UsageError, TrackingUnavailable)
