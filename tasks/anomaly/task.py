@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tasks.base import INF, TrainingConfig, TrialSetup
+from tasks.base import INF, TrialSetup
 from tasks.anomaly import data, demo
 from tasks.anomaly.config import AnomalyConfig
 from tasks.anomaly.model import CrossModalAnomalyDetector, DetectorOutput, build_detector
@@ -152,12 +152,9 @@ class AnomalyTask:
         """Cheap layout checks; DataError with one line on the first problem."""
         data.check_data(Path(data_dir))
 
-    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+    def build(self, config: AnomalyConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, build the seeded detector on `device` with the training points'
         input statistics, and the seeded training batches."""
-        config = (
-            config if isinstance(config, AnomalyConfig) else AnomalyConfig.model_validate(dict(config))
-        )
         data_dir = Path(data_dir)
         # No separate check_data pass: loading raises the same one-line DataErrors.
         train = self._load(config, data_dir, "train")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tasks.base import INF, TrainingConfig, TrialSetup
+from tasks.base import INF, TrialSetup
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.image_loading import normalise_images
@@ -172,13 +172,8 @@ class CubAttributesTask:
         """Cheap layout checks; DataError with one line on the first problem."""
         data.check_data(Path(data_dir))
 
-    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+    def build(self, config: CubAttributesConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Read the annotations, load train and val, build the seeded model on `device`."""
-        config = (
-            config
-            if isinstance(config, CubAttributesConfig)
-            else CubAttributesConfig.model_validate(dict(config))
-        )
         data_dir = Path(data_dir)
         annotations = data.read_annotations(data_dir)
         data.check_images(data_dir, annotations)

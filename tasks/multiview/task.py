@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from tasks.base import INF, TrainingConfig, TrialSetup
+from tasks.base import INF, TrialSetup
 from tasks.common.embedding_stats import (
     EMBEDDING_PROBE_BOUNDS,
     PAIR_SIMILARITY_BOUNDS,
@@ -102,13 +102,8 @@ class MultiviewTask:
         """Cheap layout checks; DataError with one line on the first problem."""
         data.check_data(Path(data_dir))
 
-    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+    def build(self, config: MultiviewConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, build the seeded shared encoder on `device`."""
-        config = (
-            config
-            if isinstance(config, MultiviewConfig)
-            else MultiviewConfig.model_validate(dict(config))
-        )
         data_dir = Path(data_dir)
         data.check_data(data_dir)
         rows = data.read_manifest(data_dir)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tasks.base import INF, TrainingConfig, TrialSetup
+from tasks.base import INF, TrialSetup
 from tasks.common.contrastive import contrastive_loss
 from tasks.common.embedding_stats import (
     EMBEDDING_PROBE_BOUNDS,
@@ -128,13 +128,8 @@ class RetrievalTask:
         """Cheap layout checks; DataError with one line on the first problem."""
         data.check_data(Path(data_dir))
 
-    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+    def build(self, config: RetrievalConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, train/load the tokeniser, build the seeded model on `device`."""
-        config = (
-            config
-            if isinstance(config, RetrievalConfig)
-            else RetrievalConfig.model_validate(dict(config))
-        )
         data_dir = Path(data_dir)
         data.check_data(data_dir)
         captions = data.read_captions(data_dir)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tasks.base import INF, TrainingConfig, TrialSetup
+from tasks.base import INF, TrialSetup
 from tasks.common.embedding_stats import (
     EMBEDDING_PROBE_BOUNDS,
     PAIR_SIMILARITY_BOUNDS,
@@ -158,14 +158,9 @@ class ZhMatchingTask:
         """Cheap layout checks; DataError with one line on the first problem."""
         data.check_data(Path(data_dir))
 
-    def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
+    def build(self, config: ZhMatchingConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Check the data, build the vocabulary from the training captions, the seeded model on
         `device` and the training batches; val is prepared now so a bad file fails early."""
-        config = (
-            config
-            if isinstance(config, ZhMatchingConfig)
-            else ZhMatchingConfig.model_validate(dict(config))
-        )
         data_dir = Path(data_dir)
         data.check_data(data_dir)
         train = data.load_split(data_dir, "train")
