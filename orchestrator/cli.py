@@ -92,6 +92,8 @@ def sweep(
     name: Optional[str] = typer.Option(None, help="sweep name; reuse it with --resume [sweep-<timestamp>]"),
     resume: bool = typer.Option(False, help="continue the sweep called --name after an interruption"),
     max_failures: int = typer.Option(2, min=0, help="retries of a crashing trial from its last checkpoint"),
+    allow_data_leak: bool = typer.Option(
+        False, help="sweep data whose check found a label leak (every run is tagged with it)"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Run a hyperparameter sweep for each task: Optuna samples, ASHA prunes, guards stop, MLflow records."""
@@ -105,7 +107,7 @@ def sweep(
         name=name or default_sweep_name(), trials=trials, max_epochs=max_epochs,
         storage=storage or os.environ.get("ORCHESTRATE_STORAGE") or DEFAULT_STORAGE,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, concurrency=concurrency,
-        seed=seed, resume=resume, max_failures=max_failures,
+        seed=seed, resume=resume, max_failures=max_failures, allow_data_leak=allow_data_leak,
     )
     _run_reporting_errors(debug, lambda: run_sweeps(
         task or builtin_task_names(), space, data_dir, options, _tracking_uri(tracking_uri),
@@ -158,14 +160,28 @@ def report(
 @app.command()
 def data(
     task: str = typer.Option(..., "--task", help="task name or package.module:object"),
-    out: Path = typer.Option(..., help="directory to write the demo dataset into"),
+    out: Optional[Path] = typer.Option(None, help="directory to write the demo dataset into"),
+    check: Optional[Path] = typer.Option(
+        None, help="dataset directory to inspect: layout, samples per split, every problem"),
     seed: int = typer.Option(0, help="seed of the generated data"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
-    """Write a small demo dataset in the task's real on-disk layout."""
+    """Write a small demo dataset in the task's real layout (--out), or inspect a dataset (--check)."""
+    from orchestrator.data_check import inspect_dataset, report_lines
 
     def body() -> None:
+        if (out is None) == (check is None):
+            raise UsageError("pass either --out DIR (write the demo dataset) or --check DIR (inspect one)")
         loaded = load_task(task_reference(task))
+        if check is not None:
+            if not check.is_dir():
+                raise UsageError(f"--check {check}: no such directory; give the dataset's directory")
+            report = inspect_dataset(loaded, check)
+            for line in report_lines(loaded.name, check, report):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if report.problems or report.leaks:
+                raise typer.Exit(2)
+            return
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"--out {out} is not empty; choose a new directory")
         loaded.make_demo_data(out, seed=seed)

@@ -20,13 +20,14 @@ from ray.tune.search.optuna import OptunaSearch
 from rich.console import Console
 
 from orchestrator.callbacks import LedgerCallback
+from orchestrator.data_check import inspect_dataset, summary_line
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
-from orchestrator.tracking import FinalResult, MlflowTracker
+from orchestrator.tracking import DATA_LEAK, FinalResult, MlflowTracker
 from orchestrator.trainable import TrialPlan, run_trial
-from tasks.base import Task
+from tasks.base import DataReport, Task
 
 DEFAULT_STORAGE = "ray_results"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -51,6 +52,7 @@ class SweepOptions:
     seed: int = 0
     resume: bool = False
     max_failures: int = 2
+    allow_data_leak: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class PreparedSweep:
     data_dir: Path
     make_demo_data: bool
     max_epochs: int
+    data_report: DataReport | None  # None for demo data not written yet
 
     def experiment_dir(self, options: SweepOptions) -> str:
         """`<storage>/<sweep name>/<task>`: where Tune keeps this task's experiment."""
@@ -112,9 +115,12 @@ def prepare(
             f"--data-dir {data_dir}: the directory is empty; put the dataset there or write a demo "
             f"one with: orchestrate data --task {task.name} --out {data_dir}"
         )
+    report = None
     if not make_demo:
-        task.check_data(data_dir)
-    return PreparedSweep(task, reference, spec, space_path, data_dir.resolve(), make_demo, max_epochs)
+        report = inspect_dataset(task, data_dir)
+        report.raise_if_unusable(allow_leaks=options.allow_data_leak)
+    return PreparedSweep(
+        task, reference, spec, space_path, data_dir.resolve(), make_demo, max_epochs, report)
 
 
 def check_resources(options: SweepOptions, node_resources: list[dict[str, float]]) -> None:
@@ -140,6 +146,14 @@ def run(
         console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
                       highlight=False, markup=False, soft_wrap=True)
         task.make_demo_data(prepared.data_dir, seed=options.seed)
+    report = prepared.data_report or inspect_dataset(task, prepared.data_dir)
+    report.raise_if_unusable(allow_leaks=options.allow_data_leak)
+    console.print(f"[{task.name}] data: {summary_line(report)}",
+                  highlight=False, markup=False, soft_wrap=True)
+    for leak in report.leaks:  # only reached with --allow-data-leak
+        console.print(f"[{task.name}] warning: label leak allowed by --allow-data-leak: {leak}",
+                      highlight=False, markup=False, soft_wrap=True)
+    leaks = report.leaks
 
     ledger = OutcomeLedger(metric, mode, prepared.max_epochs)
     tracker = MlflowTracker(
@@ -151,6 +165,8 @@ def run(
             "reduction_factor": spec.budget.reduction_factor, "seed": options.seed,
             "search_space": str(prepared.space_path), "data_dir": str(prepared.data_dir),
         },
+        # A user who allowed a label leak gets every run marked, so no result hides it.
+        run_tags={DATA_LEAK: "; ".join(leaks)[:5000]} if leaks else {},
         full_config=lambda config: {
             "task": prepared.task_reference, "data_dir": str(prepared.data_dir),
             "max_epochs": prepared.max_epochs,

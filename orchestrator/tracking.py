@@ -28,6 +28,7 @@ ROLE, STATUS, REASON, GUARD = "orchestrate.role", "orchestrate.status", "orchest
 SWEEP, TASK, TRIAL_ID = "orchestrate.sweep", "orchestrate.task", "orchestrate.trial_id"
 PARENT = "mlflow.parentRunId"
 NODE_ID = "orchestrate.node_id"  # the Ray node the trial's latest epoch ran on
+DATA_LEAK = "orchestrate.data_leak"  # a label leak in the data the user chose to allow
 MODEL_ARTIFACT_DIR = "model"
 CONFIG_ARTIFACT = "config.yaml"
 REPORTED_PREFIXES = ("train/", "val/", "probe/")
@@ -89,6 +90,7 @@ class MlflowTracker(tune.Callback):
         ledger: OutcomeLedger,
         sweep_params: dict[str, Any],
         full_config: Callable[[dict[str, Any]], dict[str, Any]],
+        run_tags: dict[str, str] | None = None,
     ):
         self.client = client
         self.experiment_id = experiment_id
@@ -97,6 +99,7 @@ class MlflowTracker(tune.Callback):
         self.ledger = ledger
         self.sweep_params = sweep_params
         self.full_config = full_config
+        self.run_tags = dict(run_tags or {})  # set on the sweep run and every trial run
         self.parent_run_id: str | None = None
         self.trial_runs: dict[str, str] = {}
         self.logged_steps: dict[str, int] = {}
@@ -130,7 +133,7 @@ class MlflowTracker(tune.Callback):
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=self.sweep_name,
-                tags={ROLE: "sweep", SWEEP: self.sweep_name, TASK: self.task_name},
+                tags={ROLE: "sweep", SWEEP: self.sweep_name, TASK: self.task_name, **self.run_tags},
             )
             self.parent_run_id = run.info.run_id
             self.client.log_batch(
@@ -226,6 +229,7 @@ class MlflowTracker(tune.Callback):
             tags={
                 ROLE: "trial", PARENT: self.parent_run_id, SWEEP: self.sweep_name,
                 TASK: self.task_name, TRIAL_ID: trial.trial_id, STATUS: "running",
+                **self.run_tags,
             },
         )
         run_id = run.info.run_id

@@ -38,6 +38,42 @@ class DataError(ValueError):
     """The dataset on disk is missing, empty or corrupt. The message is one line for a user."""
 
 
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass
+class DataReport:
+    """What `Task.check_data` found in a dataset directory, without training anything.
+
+    layout: the on-disk layout recognised, one phrase a user knows it by (e.g. "Flickr8k,
+        Kaggle download (Images/ + captions.txt)").
+    splits: split name -> number of samples in it (counted in `unit`), in split order.
+    unit: what one sample is ("images", "scenes", "pairs", ...).
+    sources: one line per choice the reader made, naming the file it used and why (which
+        caption file, where the split came from, how two sensors' points were aligned).
+    problems: every problem found, one line each naming the file and the fix; the dataset
+        cannot be used while there is any.
+    leaks: label leaks found in the data itself (inputs that carry the label, a sample in two
+        splits); refused like problems unless the user explicitly allows them.
+    """
+
+    layout: str
+    splits: dict[str, int] = field(default_factory=dict)
+    unit: str = "samples"
+    sources: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
+
+    def raise_if_unusable(self, allow_leaks: bool = False) -> None:
+        """DataError (one line: the first problem and how many more) when the data is unusable."""
+        blocking = self.problems + ([] if allow_leaks else self.leaks)
+        if not blocking:
+            return
+        more = len(blocking) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise DataError(blocking[0] + suffix)
+
+
 class TrainingConfig(BaseModel):
     """Hyperparameters the generic trial loop reads; each task's config extends this class.
 
@@ -101,8 +137,12 @@ class Task(Protocol):
     def make_demo_data(self, root: Path, seed: int = 0) -> None:
         """Write a small dataset in the task's real on-disk layout, with a learnable signal."""
 
-    def check_data(self, data_dir: Path) -> None:
-        """Cheaply verify the layout under data_dir; raise DataError (one line) if unusable."""
+    def check_data(self, data_dir: Path) -> DataReport:
+        """Inspect data_dir without training: the layout found, samples per split, every problem.
+
+        Cheap (headers, not pixels) and never raises for problems in the data: they are listed
+        in the report. (A task may still raise DataError, or return None; the orchestrator then
+        reports that one line, or an unnamed layout.)"""
 
     def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load data from data_dir and build the model for one trial (deterministic in config)."""
