@@ -104,7 +104,7 @@ def check_data(data_dir: Path) -> DataReport:
             layout.check_frame(frame)
     counts = {split: sum(frame.split == split for frame in scan.frames) for split in SPLITS}
     for split in REQUIRED_SPLITS:
-        if not counts[split]:
+        if scan.frames and not counts[split]:
             problems.add(_empty_split(root, layout, split))
     return DataReport(
         layout=layout.name, splits=counts, unit=layout.unit, sources=notes + scan.sources,
