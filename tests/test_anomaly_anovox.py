@@ -41,7 +41,8 @@ def copy_tree(tree, tmp_path) -> Path:
 
 
 def lidar_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and (p.parent.name == "PCD" or p.parent.name.startswith("LIDAR(")))
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and (p.parent.name == "PCD" or p.parent.name.startswith("LIDAR(")))
 
 
 def semantic_files(root: Path) -> list[Path]:
@@ -203,24 +204,37 @@ def test_semantic_scans_copied_over_the_lidar_scans_are_refused(anovox_tree, tmp
         data.load_split(root, "train", 16, 32, 5)
 
 
+def write_two_scene_manifest(root: Path, image: Path, points: Path) -> None:
+    labels = np.zeros(len(np.load(points)), dtype=np.uint8)
+    np.save(root / "labels.npy", labels)
+    with (root / "manifest.csv").open("w", newline="") as file:  # sensor names hold commas
+        writer = csv.writer(file)
+        writer.writerow(["scene_id", "image", "points", "labels", "split"])
+        for scene, split in (("a", "train"), ("b", "val")):
+            writer.writerow([scene, image.relative_to(root), points.relative_to(root), "labels.npy", split])
+
+
 def test_manifest_pointing_points_at_a_semantic_scan_is_refused(tmp_path):
     root = tmp_path / "gen"
     trees.write_generator(root, scenarios=2, frames=1)
     semantic = semantic_files(root)[0]
     image = next(root.rglob("RGB-CAM*/*.png"))
-    labels = np.zeros(len(np.load(semantic)), dtype=np.uint8)
-    np.save(root / "labels.npy", labels)
     copied = root / "points.npy"
     shutil.copyfile(semantic, copied)
     for points, message in ((semantic, "a semantic scan given as the points"), (copied, "semantic tags")):
-        with (root / "manifest.csv").open("w", newline="") as file:  # sensor names hold commas
-            writer = csv.writer(file)
-            writer.writerow(["scene_id", "image", "points", "labels", "split"])
-            for scene, split in (("a", "train"), ("b", "val")):
-                writer.writerow([scene, image.relative_to(root), points.relative_to(root), "labels.npy", split])
+        write_two_scene_manifest(root, image, points)
         report = task.check_data(root)
         assert report.layout.startswith("scene manifest")
         assert any(message in problem for problem in report.problems), report.problems
+
+
+def test_manifest_pointing_image_at_a_semantic_or_instance_image_is_refused(tmp_path):
+    root = tmp_path / "gen"
+    trees.write_generator(root, scenarios=2, frames=1)
+    for sensor in ("SEMANTIC-CAM", "INSTANCE-CAM"):
+        write_two_scene_manifest(root, next(root.rglob(f"{sensor}*/*.png")), lidar_files(root)[0])
+        problems = task.check_data(root).problems
+        assert len(problems) == 2 and all("given as the camera image" in p for p in problems), problems
 
 
 # --- bad input: one line per problem, every problem listed -----------------------------------
@@ -290,4 +304,5 @@ def test_dataset_one_level_down_is_found_and_said(tmp_path):
     trees.write_generator(tmp_path / "Outputs" / "Final_Output_2024_06_12-10_00", scenarios=6, frames=1)
     report = task.check_data(tmp_path / "Outputs")
     assert report.problems == []
-    assert report.sources[0].startswith("dataset root: ") and "Final_Output_2024_06_12-10_00" in report.sources[0]
+    assert report.sources[0].startswith("dataset root: ")
+    assert "Final_Output_2024_06_12-10_00" in report.sources[0]

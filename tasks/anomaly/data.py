@@ -97,8 +97,7 @@ def check_data(data_dir: Path) -> DataReport:
         return DataReport(layout="not recognised", problems=[str(error)])
     scan = layout.scan(root)
     problems = ProblemList()
-    for line in scan.problems:
-        problems.add(line)
+    problems.lines.extend(scan.problems)
     for frame in scan.frames:
         with problems.collecting():
             layout.check_frame(frame)
@@ -153,12 +152,11 @@ def load_split(
     anomalous_counts = np.zeros(count, dtype=np.int64)
     for index, frame in enumerate(frames):
         cloud = layout.read_points(frame)
-        if cloud.ndim != 2 or cloud.shape[1] != len(POINT_COLUMNS):
-            raise DataError(f"{frame.points}: the reader gave {cloud.shape} points, not (N, 4) x, y, z, intensity")
+        if cloud.ndim != 2 or cloud.shape[1] != len(POINT_COLUMNS):  # a reader's contract, not data
+            raise ValueError(f"{type(layout).__name__}.read_points gave shape {cloud.shape}, not (N, 4)")
         point_labels = layout.read_point_labels(frame, cloud)
-        if not len(point_labels):
-            raise DataError(f"{frame.labels}: sample {frame.sample_id} has no labels, so its label is unknown")
-        points[index], mask[index] = fixed_size_points(cloud, num_points, scene_sampling_seed(frame.sample_id))
+        seed = scene_sampling_seed(frame.sample_id)
+        points[index], mask[index] = fixed_size_points(cloud, num_points, seed)
         labels[index] = scene_label(point_labels, min_anomalous_points)
         anomalous_counts[index] = int(np.count_nonzero(point_labels))
         images[index] = scene_files.read_image(frame.image, frame.sample_id, image_size)

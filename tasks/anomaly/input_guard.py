@@ -6,7 +6,9 @@ the LiDAR's holds intensity; the released SEMANTIC_PCD/*.pcd has the fields of P
 `rgb` the label colour where the LiDAR's carries intensity. Read as points, a semantic scan hands
 the model its label (anomaly tags 29-34 and 100, anomaly colour (245, 0, 0)) and any detector
 scores AUROC 1.0 by counting points. So every point reader passes these guards:
-1. by place: a points file under a folder, or with a name, starting with SEMANTIC is refused;
+1. by place: a points file under a folder, or with a name, starting with SEMANTIC is refused
+   (and so is such an image: AnoVox's SEMANTIC_IMG / SEMANTIC-CAM images paint the anomaly in
+   its label colour, and INSTANCE-CAM ones outline it);
 2. by content: a 4th column of whole numbers that are all AnoVox semantic tags, one above 1
    (LiDAR intensity lies in [0, 1]), is refused;
 3. by content: colours read as intensity that are all AnoVox label colours, not all grey, are
@@ -24,6 +26,7 @@ from tasks.anomaly.anovox_labels import KNOWN_TAGS, is_label_palette
 from tasks.base import DataError
 
 SEMANTIC_PREFIX = "SEMANTIC"
+LABEL_IMAGE_PREFIXES = (SEMANTIC_PREFIX, "INSTANCE")
 GUARD_SAMPLE_ROWS = 4096  # rows a cheap check inspects; readers guard every row
 
 
@@ -34,6 +37,16 @@ def refuse_semantic_path(path: Path) -> None:
         raise DataError(
             f"{path}: a semantic scan given as the points (its labels would be the model's input); "
             "give the LiDAR scan (PCD/ or LIDAR(...)/) as points, the semantic one as labels"
+        )
+
+
+def refuse_label_image_path(path: Path) -> None:
+    """DataError when the camera image lives in, or is named as, a semantic or instance image."""
+    parts = [Path(path).name, Path(path).parent.name]
+    if any(part.upper().startswith(LABEL_IMAGE_PREFIXES) for part in parts):
+        raise DataError(
+            f"{path}: a semantic or instance image given as the camera image (it paints the labels); "
+            "give the RGB image (RGB_IMG/ or RGB-CAM(...)/)"
         )
 
 

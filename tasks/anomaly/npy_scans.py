@@ -33,7 +33,9 @@ def _open(path: Path, what: str, mmap: bool) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except Exception as error:  # numpy raises ValueError/OSError/EOFError for bad files
-        raise DataError(f"{path}: {what} is truncated or not a .npy array ({_first_line(error)}); re-export it") from None
+        raise DataError(
+            f"{path}: {what} is truncated or not a .npy array ({_first_line(error)}); re-export it"
+        ) from None
     if array.ndim != 2 or array.shape[1] != SCAN_COLUMNS or array.dtype.kind not in "fiu":
         raise DataError(
             f"{path}: {what} has shape {array.shape} of {array.dtype}, expected (N, {SCAN_COLUMNS}) numbers"

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 
 from tasks.base import DataError
-from tasks.anomaly.input_guard import GUARD_SAMPLE_ROWS, refuse_semantic_path, refuse_tag_column
+from tasks.anomaly.input_guard import (
+    GUARD_SAMPLE_ROWS,
+    refuse_label_image_path,
+    refuse_semantic_path,
+    refuse_tag_column,
+)
 from tasks.anomaly.pcd_scans import check_pcd_lidar_scan, read_pcd_lidar_points
 from tasks.anomaly.ply import PlyError, check_ply_size, read_ply_header, read_ply_points
 from tasks.common.image_check import image_problem
@@ -101,6 +106,7 @@ def label_count(path: Path, scene_id: str) -> int:
 def check_image(path: Path, scene_id: str) -> None:
     """The image exists, its header parses and its end marker is there (tasks/common/image_check.py)."""
     _require_file(path, "image", scene_id)
+    refuse_label_image_path(path)
     problem = image_problem(path)
     if problem:
         raise DataError(f"{path}: image of scene {scene_id} {problem}; replace it")
@@ -146,6 +152,7 @@ def read_point_labels(path: Path, scene_id: str) -> np.ndarray:
 def read_image(path: Path, scene_id: str, image_size: int) -> torch.Tensor:
     """The scene's image as a (3, image_size, image_size) uint8 tensor."""
     _require_file(path, "image", scene_id)
+    refuse_label_image_path(path)
     try:
         return load_image_uint8(path, image_size)
     except Exception as error:  # PIL raises several types for corrupt files

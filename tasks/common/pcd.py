@@ -136,7 +136,9 @@ def read_pcd_header(path: Path) -> PcdHeader:
             elif keyword == "DATA":
                 data = words[0].lower() if words else ""
                 if data not in DATA_KINDS:
-                    raise PcdError(f"unsupported DATA kind {' '.join(words)!r}; use one of {', '.join(DATA_KINDS)}")
+                    raise PcdError(
+                        f"unsupported DATA kind {' '.join(words)!r}; use one of {', '.join(DATA_KINDS)}"
+                    )
                 body_offset = file.tell()
                 break
             else:
@@ -189,7 +191,9 @@ def check_pcd_body(path: Path, header: PcdHeader) -> None:
     else:
         lines = len(_ascii_lines(path, header))
         if lines < header.points:
-            raise PcdError(f"truncated: the header announces {header.points} points, the body has {lines} lines")
+            raise PcdError(
+                f"truncated: the header announces {header.points} points, the body has {lines} lines"
+            )
 
 
 def _compressed_sizes(path: Path, header: PcdHeader) -> tuple[int, int]:

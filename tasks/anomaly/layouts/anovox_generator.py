@@ -1,10 +1,11 @@
 """AnoVox as its generator writes it (main.py --run, before any conversion): one folder per sensor.
 
-    <root>/Scenario_<id>/RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>/RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>_<frame>.png
-                        LIDAR(0, 0, 1.8)(0, 0, 0)_<hash>/LIDAR(...)_<hash>_<frame>.npy           (N, 4) x, -y, z, intensity
-                        SEMANTIC-LIDAR(0, 0, 1.8)(0, 0, 0)_<hash>/SEMANTIC-LIDAR(...)_<hash>_<frame>.npy  (N, 4) x, -y, z, tag
-                        DEPTH_CAM(...)_<hash>/, SEMANTIC-CAM(...)_<hash>/, INSTANCE-CAM(...)_<hash>/ (not read)
-                        ACTION/, ANOMALY/ (csv, "key ; value" lines), sensor_setup.json       (not read)
+    <root>/Scenario_<id>/
+        RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>/RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>_<frame>.png   camera
+        LIDAR(0, 0, 1.8)(0, 0, 0)_<hash>/LIDAR(...)_<hash>_<frame>.npy     (N, 4) x, -y, z, intensity
+        SEMANTIC-LIDAR(...)_<hash>/SEMANTIC-LIDAR(...)_<hash>_<frame>.npy  (N, 4) x, -y, z, tag
+        DEPTH_CAM(...)_<hash>/, SEMANTIC-CAM(...)_<hash>/, INSTANCE-CAM(...)_<hash>/   (not read)
+        ACTION/, ANOMALY/ (csv, "key ; value" lines), sensor_setup.json          (not read)
 A sensor folder is named sensor type + str(location) + str(rotation) + '_' + a hash of its
 arguments (Scenarios/ScenarioUtil.py _create_sensor_name); the types are EgoVehicleSetup.py's
 RGB-CAM, DEPTH_CAM, SEMANTIC-CAM, INSTANCE-CAM, LIDAR, SEMANTIC-LIDAR. A sensor set is the
@@ -78,7 +79,9 @@ class AnovoxGeneratorLayout:
                     )
                     return None
                 return pose, [sensors[sensor][0] for sensor, _ in READ_SENSORS]
-        found = ", ".join(f"{sensor}{pose}" for pose in sorted(poses) for sensor in sorted(poses[pose])) or "none"
+        found = ", ".join(
+            f"{sensor}{pose}" for pose in sorted(poses) for sensor in sorted(poses[pose])
+        ) or "none"
         problems.add(
             f"{scenario}: no pose with all of {CAMERA}, {LIDAR} and {SEMANTIC_LIDAR} folders "
             f"(sensor folders: {found}); this scenario is incomplete"
@@ -100,7 +103,8 @@ class AnovoxGeneratorLayout:
             if not points:
                 problems.add(f"{folders[0]}: no frames in this scenario; re-generate it or remove it")
                 continue
-            rows = match_frames(scenario.name, points, labels, images, (folders[1].name, folders[2].name), problems)
+            names = (folders[1].name, folders[2].name)
+            rows = match_frames(scenario.name, points, labels, images, names, problems)
             if rows:
                 matched[scenario.name] = rows
                 chosen_poses[pose] += 1

@@ -71,7 +71,9 @@ class AnovoxReleasedLayout:
                 index_frames(scenario / folder, suffix, problems) for folder, suffix in SENSOR_FOLDERS
             )
             if not points:
-                problems.add(f"{scenario / POINTS_FOLDER}: no frames in this scenario; re-download it or remove it")
+                problems.add(
+                    f"{scenario / POINTS_FOLDER}: no frames in this scenario; re-download it or remove it"
+                )
                 continue
             rows = match_frames(scenario.name, points, labels, images, (LABELS_FOLDER, IMAGE_FOLDER), problems)
             if rows:

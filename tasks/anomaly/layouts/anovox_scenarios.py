@@ -48,7 +48,9 @@ def index_frames(folder: Path, suffix: str, problems: ProblemList) -> dict[int, 
             continue
         number = frame_id(path)
         if number is None:
-            problems.add(f"{path}: no frame id after the last '_' of the name; rename it <folder>_<frame>{suffix}")
+            problems.add(
+                f"{path}: no frame id after the last '_' of the name; rename it <folder>_<frame>{suffix}"
+            )
         elif number in frames:
             problems.add(f"{path}: frame {number} also in {frames[number].name}; keep one of the two")
         else:

@@ -57,7 +57,8 @@ def detect_layout(data_dir: Path) -> tuple[Layout, Path, list[str]]:
     if len(holders) == 1:
         layout = _anovox_layout(holders[0])
         if layout is not None:
-            return layout, holders[0], [f"dataset root: {holders[0]} (the one sub-folder holding Scenario_* folders)"]
+            note = f"dataset root: {holders[0]} (the one sub-folder holding Scenario_* folders)"
+            return layout, holders[0], [note]
     if len(holders) > 1:
         raise DataError(
             f"{data_dir}: several sub-folders hold Scenario_* folders ({', '.join(h.name for h in holders[:3])}"

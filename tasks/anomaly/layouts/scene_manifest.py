@@ -54,7 +54,9 @@ class SceneManifestLayout:
                        image=entry.image, points=entry.points, labels=entry.labels)
             for entry in entries
         ]
-        sources = [f"scenes and splits from {manifest_path(Path(root)).name}; labels index-aligned with the points"]
+        sources = [
+            f"scenes and splits from {manifest_path(Path(root)).name}; labels index-aligned with the points"
+        ]
         return LayoutScan(frames=frames, sources=sources, leaks=shared_files(frames))
 
     def check_frame(self, frame: FrameFiles) -> None:
