@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from tasks.anomaly import data, task
 from tasks.anomaly.anovox_labels import UnknownLabel, anomalous_colours, anomalous_tags
@@ -186,6 +188,30 @@ def test_model_points_are_exactly_the_lidar_columns_never_a_semantic_column(anov
         for row in real:
             assert rows[tuple(np.round(row[:3], 4).tolist())] == pytest.approx(float(row[3]), abs=1e-6)
         assert real[:, 3].max() <= 1.0 and not np.isin(real, [14.0, 33.0, 114.0]).all(axis=0).any()
+
+
+def test_released_variants_label_field_npy_scans_and_jpeg_images_read_alike(tmp_path):
+    """SEMANTIC_PCD with PCL's integer `label` field; PCD / SEMANTIC_PCD holding the generator's
+    .npy arrays (Definitions.py DataFormat names .npy for both); JPEG camera images."""
+    reference_root, variant_root = tmp_path / "reference", tmp_path / "variant"
+    trees.write_released(reference_root, scenarios=6, frames=1)
+    plan = trees.write_released(variant_root, scenarios=6, frames=1, semantic_field="label")
+    converted = variant_root / plan[0][0]
+    for pcd in sorted((converted / "PCD").glob("*.pcd")):
+        cloud = read_pcd(pcd)
+        intensity = packed_colours(cloud["rgb"])[:, 0] / 255.0
+        np.save(pcd.with_suffix(".npy"), np.column_stack([cloud["x"], cloud["y"], cloud["z"], intensity]))
+        pcd.unlink()
+    for png in sorted((converted / "RGB_IMG").glob("*.png")):
+        Image.open(png).save(png.with_suffix(".jpg"))
+        png.unlink()
+    assert task.check_data(variant_root).problems == []
+    for split in ("train", "val"):
+        reference = data.load_split(reference_root, split, 8, 128, 5)
+        variant = data.load_split(variant_root, split, 8, 128, 5)
+        assert torch.equal(reference.scene_labels, variant.scene_labels)
+        assert torch.equal(reference.anomalous_point_counts, variant.anomalous_point_counts)
+        assert torch.allclose(reference.points, variant.points, atol=1e-6)
 
 
 # --- a semantic scan given where points are expected is refused --------------------------------

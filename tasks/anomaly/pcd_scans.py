@@ -5,7 +5,8 @@ The released AnoVox was written with Open3D (`o3d.io.write_point_cloud`), whose 
 - PCD/*.pcd (LiDAR): x, y, z; intensity from an `intensity` field when there is one, else the red
   channel of `rgb` / 255, as the AnoVox benchmark loader reads it (Open_world_3D_semantic_segmentation
   dataloader/pc_dataset.py: `np.asarray(pcd.colors)[:, 0]`), else 0.
-- SEMANTIC_PCD/*.pcd: x, y, z and the label colour in `rgb` (see anovox_labels.py).
+- SEMANTIC_PCD/*.pcd: x, y, z and the label colour in `rgb` (see anovox_labels.py), or, when the
+  file has one, a field of semantic tags (TAG_FIELDS: PCL's `label`, CARLA's `ObjTag`, ...).
 Both raise DataError naming the file; `pcd_point_count` / `check_pcd_lidar_scan` are the cheap
 checks (header, size, and the label guards of input_guard.py on a sample of a binary scan).
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.anomaly.anovox_labels import UnknownLabel, anomalous_colours
+from tasks.anomaly.anovox_labels import UnknownLabel, anomalous_colours, anomalous_tags
 from tasks.anomaly.input_guard import (
     GUARD_SAMPLE_ROWS,
     refuse_label_colours,
@@ -28,7 +29,10 @@ from tasks.common.pcd import COLOUR_FIELDS, PcdError, check_pcd_body, packed_col
 
 
 
-def pcd_point_count(path: Path, what: str, needs_colour: bool = False) -> int:
+TAG_FIELDS = ("label", "semantic_tag", "ObjTag", "tag")
+
+
+def pcd_point_count(path: Path, what: str) -> int:
     """Points the file's header announces, after checking the header and the body's size."""
     if not Path(path).is_file():
         raise DataError(f"{path}: {what} is missing; restore the file or remove the frame")
@@ -40,11 +44,21 @@ def pcd_point_count(path: Path, what: str, needs_colour: bool = False) -> int:
     missing = [axis for axis in "xyz" if axis not in header.names]
     if missing:
         raise DataError(f"{path}: {what} has no field {', '.join(missing)} (fields {' '.join(header.names)})")
-    if needs_colour and not any(name in header.names for name in COLOUR_FIELDS):
-        raise DataError(f"{path}: {what} has no rgb field, so its points carry no label colour")
     if header.points == 0:
         raise DataError(f"{path}: {what} holds no points; re-download it or remove the frame")
     return header.points
+
+
+def pcd_semantic_count(path: Path) -> int:
+    """The cheap check of a semantic scan: header, size, and a field that carries the labels."""
+    count = pcd_point_count(path, "semantic scan")
+    names = read_pcd_header(path).names
+    if not any(name in names for name in TAG_FIELDS + COLOUR_FIELDS):
+        raise DataError(
+            f"{path}: semantic scan has no label field ({', '.join(TAG_FIELDS)}) and no rgb label "
+            f"colour (fields {' '.join(names)}), so its points carry no label"
+        )
+    return count
 
 
 def check_pcd_lidar_scan(path: Path) -> int:
@@ -105,11 +119,16 @@ def read_pcd_lidar_points(path: Path) -> np.ndarray:
 
 def read_pcd_semantic_scan(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(M, 3) float32 x, y, z and (M,) bool anomalous, of a SEMANTIC_PCD scan."""
-    pcd_point_count(path, "semantic scan", needs_colour=True)
+    pcd_semantic_count(path)
     records = _records(path, "semantic scan")
-    colour_field = next(name for name in COLOUR_FIELDS if name in records.dtype.names)
+    names = records.dtype.names
+    tag_field = next((name for name in TAG_FIELDS if name in names), None)
     try:
-        anomalous = anomalous_colours(packed_colours(records[colour_field]))
+        if tag_field is not None:
+            anomalous = anomalous_tags(records[tag_field])
+        else:
+            colour_field = next(name for name in COLOUR_FIELDS if name in names)
+            anomalous = anomalous_colours(packed_colours(records[colour_field]))
     except UnknownLabel as error:
         raise DataError(f"{path}: {error}; this is not an AnoVox semantic scan") from None
     return _xyz(records, path, "semantic scan"), anomalous

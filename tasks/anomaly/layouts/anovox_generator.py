@@ -26,6 +26,7 @@ import numpy as np
 from tasks.anomaly.label_alignment import MATCH_RADIUS_M, align_anomaly_labels
 from tasks.anomaly.layouts.anovox_scenarios import (
     FRAME_RULE,
+    IMAGE_SUFFIXES,
     frames_with_splits,
     index_frames,
     match_frames,
@@ -42,7 +43,7 @@ SENSOR_FOLDER = re.compile(
     r"^(?P<sensor>RGB-CAM|DEPTH_CAM|SEMANTIC-CAM|INSTANCE-CAM|LIDAR|SEMANTIC-LIDAR)"
     r"(?P<pose>\([^()]*\)\([^()]*\))_(?P<hash>\d+)$"
 )
-READ_SENSORS = ((LIDAR, ".npy"), (SEMANTIC_LIDAR, ".npy"), (CAMERA, ".png"))
+READ_SENSORS = ((LIDAR, (".npy",)), (SEMANTIC_LIDAR, (".npy",)), (CAMERA, IMAGE_SUFFIXES))
 
 
 def sensor_folders(scenario: Path) -> dict[str, dict[str, list[Path]]]:

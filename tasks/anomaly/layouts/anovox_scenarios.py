@@ -19,6 +19,7 @@ from tasks.common.data_problems import ProblemList
 
 SCENARIO_PREFIX = "Scenario_"
 CONFIGURATION_FOLDER = "Scenario_Configuration_Files"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FRAME_RULE = "frames matched across sensors by the frame id after the last '_' of each file name"
 
 
@@ -36,20 +37,22 @@ def frame_id(path: Path) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def index_frames(folder: Path, suffix: str, problems: ProblemList) -> dict[int, Path]:
+def index_frames(folder: Path, suffixes: tuple[str, ...], problems: ProblemList) -> dict[int, Path]:
     """frame id -> file of one sensor folder; names without a frame id, files of another
     suffix and repeated frame ids are problems (hidden files are skipped)."""
     frames: dict[int, Path] = {}
     for path in sorted(Path(folder).iterdir()):
         if path.name.startswith(".") or path.is_dir():
             continue
-        if path.suffix.lower() != suffix:
-            problems.add(f"{path}: expected only {suffix} files in {folder.name}/; move or remove this one")
+        if path.suffix.lower() not in suffixes:
+            problems.add(
+                f"{path}: expected only {' or '.join(suffixes)} files in {folder.name}/; move or remove this one"
+            )
             continue
         number = frame_id(path)
         if number is None:
             problems.add(
-                f"{path}: no frame id after the last '_' of the name; rename it <folder>_<frame>{suffix}"
+                f"{path}: no frame id after the last '_' of the name; rename it <folder>_<frame>{path.suffix}"
             )
         elif number in frames:
             problems.add(f"{path}: frame {number} also in {frames[number].name}; keep one of the two")
