@@ -301,6 +301,19 @@ def test_generator_frame_without_semantic_scan_and_bad_names(tmp_path):
     assert "no frame id after the last '_'" in joined
 
 
+def test_generator_reads_the_complete_sensor_set_and_names_incomplete_ones(tmp_path):
+    root = tmp_path / "generator"
+    plan = trees.write_generator(root, scenarios=6, frames=1)
+    # a stereo camera beside the set (STEREO_ONE_LIDAR_SENSOR_SETS): a pose with a camera only
+    (root / plan[0][0] / "RGB-CAM(0, -1, 1.8)(0, 0, -15)_8213457291546379054").mkdir()
+    lonely = root / plan[1][0]
+    shutil.rmtree(next(lonely.glob("SEMANTIC-LIDAR(*")))
+    report = task.check_data(root)
+    (problem,) = [p for p in report.problems if "falls in split" not in p]
+    assert problem.startswith(f"{lonely}: no pose with all of RGB-CAM, LIDAR and SEMANTIC-LIDAR folders")
+    assert "sensor set: pose (0, 0, 1.8)(0, 0, 0) in 5 scenarios" in report.sources
+
+
 def test_unknown_layout_and_empty_scenarios_are_one_line_problems(tmp_path):
     (tmp_path / "stuff").mkdir()
     (tmp_path / "stuff" / "notes.txt").write_text("x")
