@@ -1,11 +1,14 @@
 """A real anomaly sweep through the CLI: local Ray, sqlite MLflow, Optuna, ASHA, export, re-evaluate.
 
-Slow: it trains 4 small real detectors on the demo data (written on first use).
+Slow: it trains 4 small real detectors on the demo data (written on first use, in AnoVox's
+released layout), and one detector on a small released-layout AnoVox tree given as --data-dir.
 """
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from tests.conftest import sweep_demo_and_export
+from tests.conftest import orchestrate, sweep_demo_and_export
+from tests.fixtures.anovox import trees
 
 CHANCE_AUROC = 0.5
 MARGIN = 0.25  # the demo's winner reaches about 0.95-1.0; a broken pipeline sits near 0.5
@@ -18,3 +21,17 @@ def test_anomaly_sweep_beats_chance_without_failure_guards_and_exports_a_reprodu
     assert demo.best >= CHANCE_AUROC + MARGIN, demo.best
     # accuracy is never reported without the majority-class rate beside it
     assert all("val/majority_rate" in run.data.metrics for run in demo.trials)
+
+
+@pytest.mark.slow
+def test_one_trial_one_epoch_sweep_on_a_released_anovox_tree(workdir):
+    trees.write_released(workdir / "anovox", scenarios=12, frames=2)
+    result = orchestrate("sweep", "--task", "anomaly", "--data-dir", "anovox", "--trials", "1",
+                         "--max-epochs", "1", "--name", "t", cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "[anomaly] data: AnoVox as released" in result.stdout
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("anomaly")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.`orchestrate.role` = 'trial'")
+    assert run.data.tags["orchestrate.status"] not in ("stopped", "failed"), run.data.tags
+    assert 0.0 <= run.data.metrics["val/auroc"] <= 1.0

@@ -3,16 +3,22 @@
 The task object is `task` (`orchestrate sweep --task anomaly`; search space
 `search_spaces/anomaly.yaml`; target `val/auroc`, max).
 
-Data (`data.py`, `manifest.py`, `scene_files.py`, `ply.py`): a manifest (`manifest.csv`, else
-`manifest.parquet`) with columns scene_id, image, points, labels, split (train/val/test; paths
-relative to data_dir). Per scene: an image (png/jpg), a point cloud (`.npy` N x 4 x, y, z,
-intensity, or an ASCII / binary PLY with vertex x y z [intensity]) and per-point labels (`.npy`
-of N ints 0/1). Per-voxel labels are not read: convert them to per-point labels first.
+Data (`data.py`, `layouts/`): the dataset as users download it, its layout detected
+(`layouts/detection.py`), one reader module per layout:
+- AnoVox as released (`layouts/anovox_released.py`): Scenario_<id>/RGB_IMG, PCD, SEMANTIC_PCD,
+  one .pcd per frame (`pcd_scans.py`, the PCD format in tasks/common/pcd.py);
+- AnoVox as its generator writes it (`layouts/anovox_generator.py`): Scenario_<id>/RGB-CAM(...),
+  LIDAR(...), SEMANTIC-LIDAR(...) sensor folders of .npy scans (`npy_scans.py`);
+- a scene manifest (`layouts/scene_manifest.py`, `manifest.py`, `scene_files.py`, `ply.py`):
+  manifest.csv / .parquet naming each scene's image, points (.npy / .ply / .pcd) and 0/1 labels.
+Per-point labels come from the semantic scan, anomalous by AnoVox's own ids and colours
+(`anovox_labels.py`), carried to the LiDAR's points by `label_alignment.py`; AnoVox is split by
+scenario (`scenario_split.py`); no semantic column can reach the model (`input_guard.py`).
 
-Scene label rule: a scene is anomalous iff at least `min_anomalous_points` (default 5) of its
-points are labelled 1, counted over the whole stored cloud. A scene whose label file is missing
-or empty is a DataError naming the scene; no label is ever guessed. Each cloud is subsampled
-(seeded by the scene id) or zero-padded to `num_points`, with a mask of the real points.
+Scene label rule: a frame (scene) is anomalous iff at least `min_anomalous_points` (default 5) of
+its LiDAR points are labelled anomalous, counted over the whole stored cloud. No label is ever
+guessed. Each cloud is subsampled (seeded by the sample id) or zero-padded to `num_points`, with
+a mask of the real points.
 
 Model (`model.py`): small_cnn / ResNet feature map -> patch tokens; a PointNet per-point MLP
 with masked max pooling; point tokens query the image patches with nn.MultiheadAttention; the
@@ -21,7 +27,8 @@ pooled fused vector with both modality embeddings -> one anomaly logit. Loss: BC
 `focal_alpha`). Metrics: AUROC, AUPRC, FPR@95%TPR, and accuracy at p >= 0.5 always beside the
 majority-class rate; chance AUROC 0.5 and chance AUPRC (the positive rate). Probes: embedding
 statistics of each modality before fusion, and val AUROC with images or points shuffled
-across the validation scenes. Demo data: `demo.py`.
+across the validation scenes. Demo data: `demo_scenes.py` (the procedural drives) written in
+AnoVox's released layout by `demo.py`.
 """
 
 from tasks.anomaly.config import AnomalyConfig

@@ -1,22 +1,19 @@
-"""The AnoVox-like on-disk layout, the scene-label rule, and loading a split into tensors.
+"""The anomaly task's data: layouts read through one interface, the scene-label rule, tensors.
 
-Layout under data_dir (paths inside are whatever the manifest says; the demo uses these):
-    manifest.csv (or manifest.parquet)   scene_id,image,points,labels,split  (see manifest.py)
-    images/<scene>.png|jpg                the camera image
-    points/<scene>.npy                    (N, 4) float: x, y, z, intensity
-      or points/<scene>.ply               ASCII or binary PLY, vertex x y z [intensity] (see ply.py)
-    labels/<scene>.npy                    (N,) ints 0/1: 1 = the point belongs to an anomaly
-Labels are per point, one per point of the cloud, in the same order. (AnoVox also ships
-per-voxel labels; that variant is not read here: convert voxel labels to per-point labels first.)
+Layouts (tasks/anomaly/layouts/): AnoVox as released, AnoVox as its generator writes it, and a
+scene manifest; detection.py picks one. Each sample is a frame (AnoVox) or a scene (manifest):
+one camera image, one LiDAR point cloud (x, y, z, intensity: the model's only point input) and
+per-point anomaly labels for that cloud. AnoVox is split by scenario (scenario_split.py), a
+manifest by its split column.
 
-Scene label rule: a scene is anomalous (label 1) iff at least `min_anomalous_points` of its
-points are labelled anomalous, counted over the whole cloud as stored (before sampling). A scene
-whose label file is missing or empty has no label: DataError naming the scene, never a guess.
+Scene label rule: a sample is anomalous (label 1) iff at least `min_anomalous_points` of its
+points are labelled anomalous, counted over the whole cloud as stored (before sampling). A
+sample whose labels are missing or empty has no label: DataError naming it, never a guess.
 
-Batching: point counts vary per scene, so each cloud is brought to exactly `num_points` points:
-a cloud with more is subsampled without replacement, one with fewer is kept whole and padded
-with zeros, and a mask marks the real points. The subsample is drawn from a generator seeded
-by the scene id (crc32), so a scene gets the same points in every trial, epoch and evaluation.
+Batching: point counts vary, so each cloud is brought to exactly `num_points` points: a cloud
+with more is subsampled without replacement, one with fewer is kept whole and padded with
+zeros, and a mask marks the real points. The subsample is drawn from a generator seeded by the
+sample id (crc32), so a sample gets the same points in every trial, epoch and evaluation.
 """
 
 from __future__ import annotations
@@ -28,16 +25,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks.base import DataError
 from tasks.anomaly import scene_files
-from tasks.anomaly.manifest import SPLITS, SceneEntry, manifest_path, read_manifest
+from tasks.anomaly.layouts.base import SPLITS, FrameFiles, Layout
+from tasks.anomaly.layouts.detection import detect_layout
+from tasks.base import DataError, DataReport
+from tasks.common.data_problems import ProblemList
 
 REQUIRED_SPLITS = ("train", "val")
+POINT_COLUMNS = ("x", "y", "z", "intensity")
 
 
 @dataclass
 class AnomalySplit:
-    """One split as loaded, every tensor indexed by scene in manifest order.
+    """One split as loaded, every tensor indexed by sample in the layout's order.
 
     images: (S, 3, H, W) uint8; points: (S, num_points, 4) float32; point_mask: (S, num_points)
     bool, True for real points; scene_labels: (S,) float32 0/1 by the scene-label rule;
@@ -87,73 +87,81 @@ def fixed_size_points(
     return fixed, mask
 
 
-def check_scene(entry: SceneEntry) -> None:
-    """Cheap checks of one scene: files exist, headers intact, one label per point."""
-    points = scene_files.point_count(entry.points, entry.scene_id)
-    labels = scene_files.label_count(entry.labels, entry.scene_id)
-    if points != labels:
-        raise DataError(
-            f"{entry.labels}: scene {entry.scene_id} has {labels} labels for {points} points in "
-            f"{entry.points.name}; write one label per point"
-        )
-    scene_files.check_image(entry.image, entry.scene_id)
-
-
-def check_data(data_dir: Path) -> None:
-    """Cheap checks of the whole layout; raises DataError (one line) on the first problem.
-
-    The manifest must be readable and list train and val scenes; every scene's files must exist
-    with intact headers and as many labels as points. No point or pixel data is decoded.
-    """
+def check_data(data_dir: Path) -> DataReport:
+    """Inspect data_dir without loading any point or pixel: the layout detected, samples per
+    split, what the reader chose (sources) and every problem (see tasks.base.DataReport)."""
     data_dir = Path(data_dir)
-    if not data_dir.is_dir() or not any(data_dir.iterdir()):
-        raise DataError(
-            f"{data_dir}: missing or empty; put an AnoVox-layout dataset there (manifest.csv, "
-            "images, points, labels) or write the demo with `orchestrate data --task anomaly`"
-        )
-    entries = read_manifest(data_dir)
+    try:
+        layout, root, notes = detect_layout(data_dir)
+    except DataError as error:
+        return DataReport(layout="not recognised", problems=[str(error)])
+    scan = layout.scan(root)
+    problems = ProblemList()
+    problems.lines.extend(scan.problems)
+    for frame in scan.frames:
+        with problems.collecting():
+            layout.check_frame(frame)
+    counts = {split: sum(frame.split == split for frame in scan.frames) for split in SPLITS}
     for split in REQUIRED_SPLITS:
-        if not any(entry.split == split for entry in entries):
-            raise DataError(
-                f"{manifest_path(data_dir)}: no scene has split {split}; assign some scenes to {split}"
-            )
-    for entry in entries:
-        check_scene(entry)
+        if scan.frames and not counts[split]:
+            problems.add(_empty_split(root, layout, split))
+    return DataReport(
+        layout=layout.name, splits=counts, unit=layout.unit, sources=notes + scan.sources,
+        problems=problems.lines, leaks=scan.leaks,
+    )
+
+
+def _empty_split(root: Path, layout: Layout, split: str) -> str:
+    if layout.unit == "scenes":
+        return f"{root}: no scene has split {split}; assign some scenes to {split} in the manifest"
+    return (
+        f"{root}: no scenario with frames falls in split {split} (see the split rule in the sources); "
+        "add scenarios"
+    )
+
+
+def split_frames(data_dir: Path, split: str) -> tuple[Layout, list[FrameFiles]]:
+    """The layout reader and the frames of one split; DataError on any problem of the listing."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    layout, root, _ = detect_layout(Path(data_dir))
+    scan = layout.scan(root)
+    if scan.problems:
+        more = len(scan.problems) - 1
+        raise DataError(scan.problems[0] + (f" (and {more} more problems)" if more else ""))
+    frames = [frame for frame in scan.frames if frame.split == split]
+    if not frames:
+        raise DataError(_empty_split(root, layout, split))
+    return layout, frames
 
 
 def load_split(
     data_dir: Path, split: str, image_size: int, num_points: int, min_anomalous_points: int
 ) -> AnomalySplit:
-    """Read every scene of a split into tensors (see AnomalySplit); DataError on bad files."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    entries = [entry for entry in read_manifest(Path(data_dir)) if entry.split == split]
-    if not entries:
-        raise DataError(
-            f"{manifest_path(Path(data_dir))}: no scene has split {split}; assign some scenes to it"
-        )
-    count = len(entries)
+    """Read every sample of a split into tensors (see AnomalySplit); DataError on bad files.
+
+    The points tensor holds exactly the columns x, y, z, intensity that the layout's
+    read_points returns; labels only ever reach scene_labels and anomalous_point_counts.
+    """
+    layout, frames = split_frames(data_dir, split)
+    count = len(frames)
     images = torch.empty((count, 3, image_size, image_size), dtype=torch.uint8)
-    points = np.zeros((count, num_points, scene_files.POINT_COLUMNS), dtype=np.float32)
+    points = np.zeros((count, num_points, len(POINT_COLUMNS)), dtype=np.float32)
     mask = np.zeros((count, num_points), dtype=bool)
     labels = np.zeros(count, dtype=np.float32)
     anomalous_counts = np.zeros(count, dtype=np.int64)
-    for index, entry in enumerate(entries):
-        cloud = scene_files.read_points(entry.points, entry.scene_id)
-        point_labels = scene_files.read_point_labels(entry.labels, entry.scene_id)
-        if len(point_labels) != len(cloud):
-            raise DataError(
-                f"{entry.labels}: scene {entry.scene_id} has {len(point_labels)} labels for "
-                f"{len(cloud)} points; write one label per point"
-            )
-        points[index], mask[index] = fixed_size_points(
-            cloud, num_points, scene_sampling_seed(entry.scene_id)
-        )
+    for index, frame in enumerate(frames):
+        cloud = layout.read_points(frame)
+        if cloud.ndim != 2 or cloud.shape[1] != len(POINT_COLUMNS):  # a reader's contract, not data
+            raise ValueError(f"{type(layout).__name__}.read_points gave shape {cloud.shape}, not (N, 4)")
+        point_labels = layout.read_point_labels(frame, cloud)
+        seed = scene_sampling_seed(frame.sample_id)
+        points[index], mask[index] = fixed_size_points(cloud, num_points, seed)
         labels[index] = scene_label(point_labels, min_anomalous_points)
         anomalous_counts[index] = int(np.count_nonzero(point_labels))
-        images[index] = scene_files.read_image(entry.image, entry.scene_id, image_size)
+        images[index] = scene_files.read_image(frame.image, frame.sample_id, image_size)
     return AnomalySplit(
-        scene_ids=[entry.scene_id for entry in entries],
+        scene_ids=[frame.sample_id for frame in frames],
         images=images,
         points=torch.from_numpy(points),
         point_mask=torch.from_numpy(mask),

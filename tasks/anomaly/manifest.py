@@ -11,12 +11,12 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.anomaly.layouts.base import SPLITS
 from tasks.base import DataError
 
 CSV_MANIFEST = "manifest.csv"
 PARQUET_MANIFEST = "manifest.parquet"
 COLUMNS = ("scene_id", "image", "points", "labels", "split")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Reading one scene's files: the point cloud (.npy or .ply), its per-point labels, its image.
+"""Reading one manifest scene's files: the point cloud (.npy, .ply or .pcd), its per-point
+labels, its image.
 
 Each reader raises DataError with one line naming the file, the problem and the fix. The
 `*_count` functions are the cheap checks `check_data` runs: they read headers (the .npy header
 through a memory map, which also proves the file holds all the bytes its header announces; the
-PLY header and, for binary PLY, the file size), never the whole array.
+PLY / PCD header and, for binary bodies, the file size), never the whole array. Point files
+pass the label guards of input_guard.py (a semantic scan is never accepted as points).
 """
 
 from __future__ import annotations
@@ -12,13 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from tasks.base import DataError
+from tasks.anomaly.input_guard import (
+    GUARD_SAMPLE_ROWS,
+    refuse_label_image_path,
+    refuse_semantic_path,
+    refuse_tag_column,
+)
+from tasks.anomaly.pcd_scans import check_pcd_lidar_scan, read_pcd_lidar_points
 from tasks.anomaly.ply import PlyError, check_ply_size, read_ply_header, read_ply_points
+from tasks.common.image_check import image_problem
 from tasks.common.image_loading import load_image_uint8
 
-POINT_SUFFIXES = (".npy", ".ply")
+POINT_SUFFIXES = (".npy", ".ply", ".pcd")
 POINT_COLUMNS = 4  # x, y, z, intensity
 
 
@@ -44,8 +53,10 @@ def _open_npy(path: Path, what: str, scene_id: str) -> np.ndarray:
 
 
 def point_count(path: Path, scene_id: str) -> int:
-    """Number of points of a .npy (N x 4) or .ply point cloud, from its header (cheap)."""
+    """Number of points of a .npy (N x 4), .ply or .pcd point cloud, from its header (cheap),
+    after the label guards (on the first rows of a .npy)."""
     _require_file(path, "point cloud", scene_id)
+    refuse_semantic_path(path)
     if path.suffix.lower() == ".npy":
         array = _open_npy(path, "point cloud", scene_id)
         if array.ndim != 2 or array.shape[1] != POINT_COLUMNS:
@@ -54,6 +65,9 @@ def point_count(path: Path, scene_id: str) -> int:
                 f"(N, {POINT_COLUMNS}) x, y, z, intensity; re-export it"
             )
         count = array.shape[0]
+        refuse_tag_column(np.asarray(array[:GUARD_SAMPLE_ROWS, 3]), path)
+    elif path.suffix.lower() == ".pcd":
+        count = check_pcd_lidar_scan(path)
     elif path.suffix.lower() == ".ply":
         try:
             header = read_ply_header(path)
@@ -63,7 +77,7 @@ def point_count(path: Path, scene_id: str) -> int:
         count = header.vertex_count
     else:
         raise DataError(
-            f"{path}: point cloud of scene {scene_id} has suffix {path.suffix!r}; use .npy or .ply"
+            f"{path}: point cloud of scene {scene_id} has suffix {path.suffix!r}; use .npy, .ply or .pcd"
         )
     if count == 0:
         raise DataError(f"{path}: point cloud of scene {scene_id} has no points; re-export or drop the scene")
@@ -90,20 +104,19 @@ def label_count(path: Path, scene_id: str) -> int:
 
 
 def check_image(path: Path, scene_id: str) -> None:
-    """The image exists and its encoded stream is intact (PIL verify; no pixels decoded)."""
+    """The image exists, its header parses and its end marker is there (tasks/common/image_check.py)."""
     _require_file(path, "image", scene_id)
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception as error:  # PIL raises several types for unreadable files
-        raise DataError(
-            f"{path}: image of scene {scene_id} is unreadable ({first_line(error)}); replace it"
-        ) from None
+    refuse_label_image_path(path)
+    problem = image_problem(path)
+    if problem:
+        raise DataError(f"{path}: image of scene {scene_id} {problem}; replace it")
 
 
 def read_points(path: Path, scene_id: str) -> np.ndarray:
     """The scene's points as (N, 4) float32: x, y, z, intensity."""
-    point_count(path, scene_id)  # existence, suffix, header and size
+    point_count(path, scene_id)  # existence, place, suffix, header and size
+    if path.suffix.lower() == ".pcd":
+        return read_pcd_lidar_points(path)
     try:
         if path.suffix.lower() == ".npy":
             points = np.load(path, allow_pickle=False).astype(np.float32)
@@ -115,6 +128,7 @@ def read_points(path: Path, scene_id: str) -> np.ndarray:
         ) from None
     if not np.isfinite(points).all():
         raise DataError(f"{path}: point cloud of scene {scene_id} holds NaN or Inf; clean it")
+    refuse_tag_column(points[:, 3], path)
     return points
 
 
@@ -138,6 +152,7 @@ def read_point_labels(path: Path, scene_id: str) -> np.ndarray:
 def read_image(path: Path, scene_id: str, image_size: int) -> torch.Tensor:
     """The scene's image as a (3, image_size, image_size) uint8 tensor."""
     _require_file(path, "image", scene_id)
+    refuse_label_image_path(path)
     try:
         return load_image_uint8(path, image_size)
     except Exception as error:  # PIL raises several types for corrupt files

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tasks.base import INF, TrialSetup
+from tasks.base import INF, DataReport, TrialSetup
 from tasks.anomaly import data, demo
 from tasks.anomaly.config import AnomalyConfig
 from tasks.anomaly.model import CrossModalAnomalyDetector, DetectorOutput, build_detector
@@ -145,12 +145,13 @@ class AnomalyTask:
     value_bounds = VALUE_BOUNDS
 
     def make_demo_data(self, root: Path, seed: int = 0) -> None:
-        """Write the procedural road-scene dataset in the AnoVox-like layout (see demo.py)."""
+        """Write the procedural road-scene dataset in AnoVox's released layout (see demo.py)."""
         demo.make_demo_data(Path(root), seed)
 
-    def check_data(self, data_dir: Path) -> None:
-        """Cheap layout checks; DataError with one line on the first problem."""
-        data.check_data(Path(data_dir))
+    def check_data(self, data_dir: Path) -> DataReport:
+        """The layout detected, frames (or scenes) per split, the reader's choices and every
+        problem, from directory listings and file headers (see data.check_data)."""
+        return data.check_data(Path(data_dir))
 
     def build(self, config: AnomalyConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, build the seeded detector on `device` with the training points'
