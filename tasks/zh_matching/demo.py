@@ -22,7 +22,8 @@ import numpy as np
 
 from tasks.zh_matching.data import CAPTIONS_PER_IMAGE, captions_path, features_path
 
-SPLIT_SIZES = {"train": 240, "val": 50, "test": 50}
+# testall (COCO's 5K test in the real data) is scored whole and as 5 folds of 20 images.
+SPLIT_SIZES = {"train": 240, "val": 50, "test": 50, "testall": 100}
 NUM_REGIONS = 36
 FEATURE_DIM = 2048
 REGIONS_PER_OBJECT = (4, 8)  # inclusive range
@@ -134,8 +135,8 @@ def image_captions(
 
 
 def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write {train,dev,test}_ims.npy (float32 N x 36 x 2048) and _caps.txt (5N lines) under
-    root, deterministic in seed (about 100 MB)."""
+    """Write {train,dev,test,testall}_ims.npy (float32 N x 36 x 2048, one row per image:
+    SCAN's im_div 5) and _caps.txt (5N lines) under root, deterministic in seed (about 130 MB)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     prototypes = Prototypes(np.random.default_rng([seed, 0]))
