@@ -33,6 +33,8 @@ CAPTIONS_PER_IMAGE = 5
 SPLIT_FILES = {"train": "train", "val": "dev", "test": "test", "testall": "testall"}
 REQUIRED_SPLITS = ("train", "val", "test")
 OPTIONAL_SPLITS = ("testall",)
+# SCAN/SGRAF's 1K protocol: COCO's 5000 testall images as 5 folds of 1000 consecutive images.
+TESTALL_FOLDS = 5
 ROW_PER_IMAGE, ROW_PER_CAPTION = 5, 1  # SCAN's im_div values
 
 

@@ -24,9 +24,10 @@ from tasks.zh_matching.scan_vocabulary import (
     vocabulary_json_candidates,
 )
 
-# SCAN/SGRAF's 1K protocol: COCO's 5000 testall images as 5 folds of 1000.
-TESTALL_FOLDS = 5
-IM_DIV_MEANING = {data.ROW_PER_IMAGE: "one feature row per image", data.ROW_PER_CAPTION: "one feature row per caption"}
+IM_DIV_MEANING = {
+    data.ROW_PER_IMAGE: "one feature row per image",
+    data.ROW_PER_CAPTION: "one feature row per caption",
+}
 
 
 @dataclass
@@ -93,20 +94,19 @@ def testall_line(testall: CheckedSplit | None, present: bool) -> str:
         return "testall: none (only COCO ships testall_ims.npy; evaluate val and test)"
     if testall is None:
         return "testall: unusable (see the problems)"
-    fold = testall.num_images // TESTALL_FOLDS
+    fold = testall.num_images // data.TESTALL_FOLDS
     return (
         f"testall: {testall.num_images} images, evaluated whole (COCO 5K) and as "
-        f"{TESTALL_FOLDS} folds of {fold} averaged (COCO 1K): orchestrate evaluate --split testall"
+        f"{data.TESTALL_FOLDS} folds of {fold} averaged (COCO 1K): "
+        "orchestrate evaluate --split testall"
     )
 
 
 def vocabulary_line(data_dir: Path, problems: ProblemList) -> str:
     path = find_vocabulary_json(data_dir)
     if path is None:
-        return (
-            f"vocabulary: built from train_caps.txt (no SCAN {vocabulary_json_candidates(data_dir)[0].name}"
-            " beside the data)"
-        )
+        name = vocabulary_json_candidates(data_dir)[0].name
+        return f"vocabulary: built from train_caps.txt (no SCAN {name} beside the data)"
     with problems.collecting():
         vocabulary = read_scan_vocabulary(path)
         return f"vocabulary: {path} (SCAN vocab json, {len(vocabulary)} tokens)"
@@ -153,10 +153,11 @@ def check_data(data_dir: Path) -> DataReport:
                     f"{train.feature_shape}; extract every split with the same detector"
                 )
     testall = checked.get("testall")
-    if testall is not None and testall.num_images % TESTALL_FOLDS:
+    if testall is not None and testall.num_images % data.TESTALL_FOLDS:
         problems.add(
             f"{data.features_path(data_dir, 'testall')}: {testall.num_images} images do not "
-            f"split into {TESTALL_FOLDS} equal folds (COCO's 5000 = 5 x 1000); use the full testall files"
+            f"split into {data.TESTALL_FOLDS} equal folds (COCO's 5000 = 5 x 1000); "
+            "use the full testall files"
         )
 
     sources = []

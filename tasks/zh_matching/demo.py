@@ -8,10 +8,13 @@ prototype is the object's vector plus the colour's plus a pair-specific part, al
 vectors from the seeded generator), and the remaining regions show the scene's background
 prototype plus noise. (Real bottom-up-attention features are non-negative; a ReLU here would
 give every region a large shared mean, which the pooled-feature collapse probe reads as
-near-collapse at initialisation, so the demo keeps them zero-mean.) The 5 captions use 5 different templates
-("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...) that name every
-object with its colour, and usually the scene. The only link between a caption and its
-image is which prototypes its regions carry, so a matcher must learn words -> region directions.
+near-collapse at initialisation, so the demo keeps them zero-mean.) The 5 captions use 5
+different templates ("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...)
+that name every object with its colour, and usually the scene. The only link between a caption
+and its image is which prototypes its regions carry, so a matcher must learn words -> region
+directions. Splits train, dev, test and testall (100 images: 5 folds of 20 for the 1K-style
+protocol), one feature row per image (SCAN's im_div 5); no vocabulary json, so the vocabulary
+is built from the training captions.
 """
 
 from __future__ import annotations

@@ -40,15 +40,17 @@ def read_scan_vocabulary(path: Path) -> Vocabulary:
     """The Vocabulary of a SCAN vocab json (tokens in id order); DataError (one line naming the
     file) if it is not valid json, lacks word2idx, has ids that are not 0..N-1, lacks SCAN's
     special tokens at ids 0-3, or its idx / idx2word disagree with word2idx."""
-    fix = "re-extract SCAN's vocab.zip, or remove the file to build the vocabulary from train_caps.txt"
+    fix = (
+        "re-extract SCAN's vocab.zip, or remove the file to build the vocabulary from "
+        "train_caps.txt"
+    )
     try:
         content = json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 (byte {error.start}); {fix}") from None
     except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}); {fix}"
-        ) from None
+        where = f"line {error.lineno} column {error.colno}"
+        raise DataError(f"{path}: not valid JSON ({error.msg} at {where}); {fix}") from None
     word2idx = content.get("word2idx") if isinstance(content, dict) else None
     if not isinstance(word2idx, dict) or not word2idx:
         raise DataError(

@@ -39,14 +39,14 @@ from tasks.zh_matching.batches import RegionCaptionPairs, pad_token_ids, trainin
 from tasks.zh_matching.config import ZhMatchingConfig
 from tasks.zh_matching.loss import matching_loss
 from tasks.zh_matching.model import RegionWordMatcher
-from tasks.zh_matching.similarity import pooled_regions, pooled_words, similarity_in_chunks
 from tasks.zh_matching.scan_vocabulary import find_vocabulary_json, read_scan_vocabulary
+from tasks.zh_matching.similarity import pooled_regions, pooled_words, similarity_in_chunks
 from tasks.zh_matching.vocabulary import Vocabulary, build_vocabulary
 
 EVAL_IMAGE_CHUNK = 128
 EVAL_CAPTION_CHUNK = 512
 PROBE_SHUFFLE_SEED = 0
-FOLDS_PREFIX = "fold5/"
+FOLDS_PREFIX = f"fold{data.TESTALL_FOLDS}/"
 
 VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
@@ -240,7 +240,7 @@ class ZhMatchingTask:
             **chance_metrics(encoded.num_images),
         }
         if split == "testall":
-            folds = data_report.TESTALL_FOLDS
+            folds = data.TESTALL_FOLDS
             per_fold = {
                 **fold_averaged_retrieval_metrics(encoded.similarity, index, folds),
                 **chance_metrics(encoded.num_images // folds),
