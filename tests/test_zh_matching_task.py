@@ -15,7 +15,7 @@ from tasks.zh_matching import ZhMatchingConfig, data, demo, task
 from tasks.zh_matching.model import RegionWordMatcher
 from tasks.zh_matching.vocabulary import build_vocabulary
 
-SMALL_SPLITS = {"train": 48, "val": 12, "test": 10}
+SMALL_SPLITS = {"train": 48, "val": 12, "test": 10, "testall": 20}
 SMALL_CONFIG = dict(batch_size=16, embed_dim=16, word_dim=16)
 
 
@@ -51,7 +51,9 @@ def test_task_satisfies_the_interface_and_rejects_bad_configs():
 
 
 def test_demo_is_the_real_layout_deterministic_in_seed_and_passes_check(tmp_path, demo_dir):
-    task.check_data(demo_dir)
+    report = task.check_data(demo_dir)
+    assert report.problems == [] and report.layout.startswith("SCAN/SGRAF precomp, im_div 5")
+    assert report.splits == SMALL_SPLITS
     features = np.load(data.features_path(demo_dir, "train"), mmap_mode="r")
     assert features.dtype == np.float32 and features.shape == (48, 36, 2048)
     captions = data.captions_path(demo_dir, "val").read_text(encoding="utf-8").splitlines()
@@ -68,9 +70,9 @@ def test_demo_is_the_real_layout_deterministic_in_seed_and_passes_check(tmp_path
 
 
 def test_default_demo_sizes_are_small_float32():
-    assert demo.SPLIT_SIZES == {"train": 240, "val": 50, "test": 50}
+    assert demo.SPLIT_SIZES == {"train": 240, "val": 50, "test": 50, "testall": 100}
     megabytes = sum(demo.SPLIT_SIZES.values()) * demo.NUM_REGIONS * demo.FEATURE_DIM * 4 / 2**20
-    assert megabytes < 110
+    assert megabytes < 135
 
 
 def test_epoch_visits_each_training_image_once_with_one_of_its_captions(demo_setup):
@@ -116,11 +118,14 @@ def test_each_loss_and_similarity_trains(demo_dir, overrides):
 
 
 def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
-    for split, images in (("val", 12), ("test", 10)):
+    for split, images in (("val", 12), ("test", 10), ("testall", 20)):
         metrics = task.evaluate(demo_setup, split)
         assert {"i2t_r1", "t2i_r10", "mean_r1", "rsum", "mrr", "chance/mean_r1"} <= set(metrics)
         assert metrics["chance/mean_r1"] == pytest.approx(1 / images)
         assert_within_bounds(split, metrics)
+    folds = task.evaluate(demo_setup, "testall")
+    assert folds["fold5/chance/mean_r1"] == pytest.approx(1 / 4)  # 5 folds of 4 images
+    assert {"fold5/i2t_r1", "fold5/t2i_r10", "fold5/rsum", "fold5/mrr"} <= set(folds)
     probes = task.probe(demo_setup)
     assert {
         "image/offdiag_cosine", "text/dim_std", "image/dim", "image_shuffled/mean_r1",

@@ -2,7 +2,8 @@
 
 The pairing and order come from `tasks/common/caption_sampling.py` (no image twice
 in a batch, so no false in-batch negatives; seeded by seed + epoch). Region features are read
-from the memory-mapped .npy per item, so a multi-GB training split is never loaded whole.
+from the memory-mapped .npy per item, so a multi-GB training split is never loaded whole; a
+caption's row is SCAN's `index // im_div` (its image's row, or its own with one row per caption).
 """
 
 from __future__ import annotations
@@ -28,17 +29,18 @@ def pad_token_ids(captions: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torc
 
 
 class RegionCaptionPairs(Dataset):
-    """Caption row j -> (region features (K, D) float32 of image j // 5, token ids list of j)."""
+    """Caption j -> (region features (K, D) float32 of feature row caption_feature_rows[j],
+    token ids list of j)."""
 
     def __init__(
         self,
         features_path: Path,
         caption_ids: Sequence[Sequence[int]],
-        caption_image_index: torch.Tensor,
+        caption_feature_rows: torch.Tensor,
     ):
         self.features_path = Path(features_path)
         self.caption_ids = caption_ids
-        self.caption_image_index = caption_image_index
+        self.caption_feature_rows = caption_feature_rows
         self._features: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
@@ -55,8 +57,8 @@ class RegionCaptionPairs(Dataset):
         return len(self.caption_ids)
 
     def __getitem__(self, caption_row: int) -> tuple[torch.Tensor, Sequence[int]]:
-        image = int(self.caption_image_index[caption_row])
-        regions = torch.from_numpy(np.array(self.features[image], dtype=np.float32))
+        row = int(self.caption_feature_rows[caption_row])
+        regions = torch.from_numpy(np.array(self.features[row], dtype=np.float32))
         return regions, self.caption_ids[caption_row]
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import Field
 
 from tasks.common.contrastive_config import ContrastiveConfig
+
+# SCAN and SGRAF cut the dev split to its first 5000 captions (1000 images) for validation.
+VAL_MAX_IMAGES = 1000
 
 
 class ZhMatchingConfig(ContrastiveConfig):
@@ -22,10 +25,17 @@ class ZhMatchingConfig(ContrastiveConfig):
     word_dim: int = Field(64, ge=2, description="word embedding size (SCAN: 300)")
     gru_layers: int = Field(1, ge=1, description="layers of the bidirectional caption GRU")
     min_word_count: int = Field(
-        1, ge=1, description="training-caption count a word needs to enter the vocabulary"
+        1, ge=1, description="training-caption count a word needs to enter the vocabulary "
+        "(unused when the data has SCAN's vocabulary json)"
     )
     max_caption_tokens: int = Field(
         40, ge=3, description="captions are cut to this many tokens, <start> and <end> included"
+    )
+    val_max_images: Optional[int] = Field(
+        VAL_MAX_IMAGES,
+        ge=1,
+        description="validate on the first this many dev images (SCAN/SGRAF: the first 5000 "
+        "dev captions = 1000 images); null validates on the whole dev split",
     )
 
     similarity: Literal["scan_t2i", "global"] = Field(

@@ -8,10 +8,13 @@ prototype is the object's vector plus the colour's plus a pair-specific part, al
 vectors from the seeded generator), and the remaining regions show the scene's background
 prototype plus noise. (Real bottom-up-attention features are non-negative; a ReLU here would
 give every region a large shared mean, which the pooled-feature collapse probe reads as
-near-collapse at initialisation, so the demo keeps them zero-mean.) The 5 captions use 5 different templates
-("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...) that name every
-object with its colour, and usually the scene. The only link between a caption and its
-image is which prototypes its regions carry, so a matcher must learn words -> region directions.
+near-collapse at initialisation, so the demo keeps them zero-mean.) The 5 captions use 5
+different templates ("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...)
+that name every object with its colour, and usually the scene. The only link between a caption
+and its image is which prototypes its regions carry, so a matcher must learn words -> region
+directions. Splits train, dev, test and testall (100 images: 5 folds of 20 for the 1K-style
+protocol), one feature row per image (SCAN's im_div 5); no vocabulary json, so the vocabulary
+is built from the training captions.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from tasks.zh_matching.data import CAPTIONS_PER_IMAGE, captions_path, features_path
 
-SPLIT_SIZES = {"train": 240, "val": 50, "test": 50}
+# testall (COCO's 5K test in the real data) is scored whole and as 5 folds of 20 images.
+SPLIT_SIZES = {"train": 240, "val": 50, "test": 50, "testall": 100}
 NUM_REGIONS = 36
 FEATURE_DIM = 2048
 REGIONS_PER_OBJECT = (4, 8)  # inclusive range
@@ -134,8 +138,8 @@ def image_captions(
 
 
 def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write {train,dev,test}_ims.npy (float32 N x 36 x 2048) and _caps.txt (5N lines) under
-    root, deterministic in seed (about 100 MB)."""
+    """Write {train,dev,test,testall}_ims.npy (float32 N x 36 x 2048, one row per image:
+    SCAN's im_div 5) and _caps.txt (5N lines) under root, deterministic in seed (about 130 MB)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     prototypes = Prototypes(np.random.default_rng([seed, 0]))

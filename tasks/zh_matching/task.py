@@ -2,8 +2,13 @@
 SCAN/SGRAF setting), with SCAN text-to-image attention or pooled cosine similarity.
 
 The orchestrator drives it only through the `tasks.base.Task` interface: this module wires the
-data (data.py, batches.py), the vocabulary (vocabulary.py), the model (model.py, similarity.py),
-the loss (loss.py) and the shared metrics and probes (tasks/common/) together.
+data (data.py, data_report.py, batches.py), the vocabulary (scan_vocabulary.py, vocabulary.py,
+caption_tokens.py), the model (model.py, similarity.py), the loss (loss.py) and the shared
+metrics and probes (tasks/common/) together.
+
+Splits: "val" is the dev split, cut to its first `val_max_images` images; "test" the test split;
+"testall" (COCO) reports its whole-split metrics (the 5K test) and, prefixed `fold5/`, their
+mean over 5 folds of consecutive images (the 1K test, SCAN's `evalrank(..., fold5=True)`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tasks.base import INF, TrialSetup
+from tasks.base import INF, DataError, DataReport, TrialSetup
 from tasks.common.embedding_stats import (
     EMBEDDING_PROBE_BOUNDS,
     PAIR_SIMILARITY_BOUNDS,
@@ -23,22 +28,25 @@ from tasks.common.embedding_stats import (
     pair_similarities,
 )
 from tasks.common.modality_shuffle import derangement
+from tasks.common.retrieval_folds import fold_averaged_retrieval_metrics
 from tasks.common.retrieval_metrics import (
     RETRIEVAL_METRIC_BOUNDS,
     chance_metrics,
     retrieval_metrics,
 )
-from tasks.zh_matching import data, demo
+from tasks.zh_matching import data, data_report, demo
 from tasks.zh_matching.batches import RegionCaptionPairs, pad_token_ids, training_batches
 from tasks.zh_matching.config import ZhMatchingConfig
 from tasks.zh_matching.loss import matching_loss
 from tasks.zh_matching.model import RegionWordMatcher
+from tasks.zh_matching.scan_vocabulary import find_vocabulary_json, read_scan_vocabulary
 from tasks.zh_matching.similarity import pooled_regions, pooled_words, similarity_in_chunks
 from tasks.zh_matching.vocabulary import Vocabulary, build_vocabulary
 
 EVAL_IMAGE_CHUNK = 128
 EVAL_CAPTION_CHUNK = 512
 PROBE_SHUFFLE_SEED = 0
+FOLDS_PREFIX = f"fold{data.TESTALL_FOLDS}/"
 
 VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
@@ -46,6 +54,13 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/infonce": (0.0, INF),
     "train/hard_negative_hinge": (0.0, INF),
     **RETRIEVAL_METRIC_BOUNDS,
+    # The same metrics on testall, whole and averaged over its folds.
+    **{
+        key.replace("val/", prefix, 1): bounds
+        for key, bounds in RETRIEVAL_METRIC_BOUNDS.items()
+        if key.startswith("val/")
+        for prefix in ("testall/", f"testall/{FOLDS_PREFIX}")
+    },
     "*/chance/*": (0.0, 1.0),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/mean_r1": (0.0, 1.0),
@@ -76,14 +91,17 @@ class EvaluationSplit:
     """A split ready to score: memory-mapped region features and padded caption ids."""
 
     region_features: np.ndarray
+    image_feature_rows: torch.Tensor  # (N,) long, image i -> its row of region_features
     token_ids: torch.Tensor  # (5N, L) long, padded with 0
     lengths: torch.Tensor  # (5N,) long
     caption_image_index: torch.Tensor  # (5N,) long, caption j -> image j // 5
 
 
-def read_features(region_features: np.ndarray, start: int, device: Any) -> torch.Tensor:
-    """Images start .. start + EVAL_IMAGE_CHUNK of a memory-mapped split, as float32 on device."""
-    chunk = np.array(region_features[start : start + EVAL_IMAGE_CHUNK], dtype=np.float32)
+def read_features(split: EvaluationSplit, start: int, device: Any) -> torch.Tensor:
+    """Images start .. start + EVAL_IMAGE_CHUNK of a split, read from its memory-mapped rows,
+    as float32 on device."""
+    rows = split.image_feature_rows[start : start + EVAL_IMAGE_CHUNK].numpy()
+    chunk = np.asarray(split.region_features[rows], dtype=np.float32)
     return torch.from_numpy(chunk).to(device)
 
 
@@ -97,8 +115,8 @@ def encode_split(model: RegionWordMatcher, split: EvaluationSplit, device: Any) 
     model.eval()
     try:
         regions = torch.cat([
-            model.encode_regions(read_features(split.region_features, start, device)).float()
-            for start in range(0, len(split.region_features), EVAL_IMAGE_CHUNK)
+            model.encode_regions(read_features(split, start, device)).float()
+            for start in range(0, len(split.image_feature_rows), EVAL_IMAGE_CHUNK)
         ])
         words, masks = [], []
         for start in range(0, len(split.token_ids), EVAL_CAPTION_CHUNK):
@@ -154,23 +172,29 @@ class ZhMatchingTask:
         """Write the synthetic coloured-object scenes in the precomp layout (see demo.py)."""
         demo.make_demo_data(Path(root), seed)
 
-    def check_data(self, data_dir: Path) -> None:
-        """Cheap layout checks; DataError with one line on the first problem."""
-        data.check_data(Path(data_dir))
+    def check_data(self, data_dir: Path) -> DataReport:
+        """Layout (with SCAN's im_div), images per split, sources and every problem; reads
+        headers and captions, never the features (see data_report.py)."""
+        return data_report.check_data(Path(data_dir))
 
     def build(self, config: ZhMatchingConfig, data_dir: Path, device: Any) -> TrialSetup:
-        """Check the data, build the vocabulary from the training captions, the seeded model on
+        """Check the data (DataError on a problem), take SCAN's vocabulary json when the data
+        has one or build the vocabulary from the training captions, then the seeded model on
         `device` and the training batches; val is prepared now so a bad file fails early."""
         data_dir = Path(data_dir)
-        data.check_data(data_dir)
+        data_report.check_data(data_dir).raise_if_unusable()
         train = data.load_split(data_dir, "train")
-        vocabulary = build_vocabulary(train.captions, config.min_word_count)
+        vocabulary_json = find_vocabulary_json(data_dir)
+        if vocabulary_json is not None:
+            vocabulary = read_scan_vocabulary(vocabulary_json)
+        else:
+            vocabulary = build_vocabulary(train.captions, config.min_word_count)
         torch.manual_seed(config.seed)
         model = RegionWordMatcher(config, train.region_features.shape[-1], vocabulary).to(device)
         pairs = RegionCaptionPairs(
             data.features_path(data_dir, "train"),
             [vocabulary.encode(text, config.max_caption_tokens) for text in train.captions],
-            train.caption_image_index,
+            train.caption_feature_rows,
         )
         setup = TrialSetup(
             model=model,
@@ -204,12 +228,25 @@ class ZhMatchingTask:
         return matching_loss(model.similarity(regions, words, word_mask), setup.extras["config"])
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """R@1/5/10 both ways, mean_r1, rsum, MRR (5 captions per image) and chance levels."""
+        """R@1/5/10 both ways, mean_r1, rsum, MRR (5 captions per image) and chance levels on
+        "val", "test" or "testall"; testall adds the same keys prefixed `fold5/`, averaged
+        over its 5 folds of consecutive images (COCO 1K beside the whole-split COCO 5K)."""
         encoded = encode_split(setup.model, self._split(setup, split), setup.device)
         if split == "val":
             setup.extras["val_encoded"] = (setup.extras["training_steps"], encoded)
-        metrics = retrieval_metrics(encoded.similarity, encoded.caption_image_index)
-        return {**metrics, **chance_metrics(encoded.num_images)}
+        index = encoded.caption_image_index
+        metrics = {
+            **retrieval_metrics(encoded.similarity, index),
+            **chance_metrics(encoded.num_images),
+        }
+        if split == "testall":
+            folds = data.TESTALL_FOLDS
+            per_fold = {
+                **fold_averaged_retrieval_metrics(encoded.similarity, index, folds),
+                **chance_metrics(encoded.num_images // folds),
+            }
+            metrics.update({FOLDS_PREFIX + key: value for key, value in per_fold.items()})
+        return metrics
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
         """Pooled-feature statistics, shuffled-modality mean R@1, pair similarities on val."""
@@ -229,12 +266,23 @@ class ZhMatchingTask:
         if split not in cache:
             config: ZhMatchingConfig = setup.extras["config"]
             vocabulary: Vocabulary = setup.extras["vocabulary"]
-            loaded = data.load_split(setup.extras["data_dir"], split)
+            if split not in data.SPLIT_FILES or split == "train":
+                raise ValueError(f"unknown evaluation split {split!r}; use val, test or testall")
+            data_dir = setup.extras["data_dir"]
+            if split in data.OPTIONAL_SPLITS and not data.split_present(data_dir, split):
+                raise DataError(
+                    f"{data.features_path(data_dir, split)}: no {split} split in {data_dir} "
+                    "(only COCO's precomp data ships testall_ims.npy and testall_caps.txt); "
+                    "evaluate val or test"
+                )
+            max_images = config.val_max_images if split == "val" else None
+            loaded = data.load_split(data_dir, split, max_images)
             token_ids, lengths = pad_token_ids(
                 [vocabulary.encode(text, config.max_caption_tokens) for text in loaded.captions]
             )
             cache[split] = EvaluationSplit(
-                loaded.region_features, token_ids, lengths, loaded.caption_image_index
+                loaded.region_features, loaded.image_feature_rows, token_ids, lengths,
+                loaded.caption_image_index,
             )
         return cache[split]
 

@@ -1,8 +1,10 @@
-"""The caption vocabulary: jieba word segmentation, a vocabulary built from the training
-captions, caption encoding, a fingerprint, and json save/load.
+"""The caption vocabulary: built from the training captions, caption encoding, a fingerprint,
+and json save/load. Captions are split into tokens by caption_tokens.py (jieba for Chinese,
+SCAN's nltk-style splitting for English).
 
-The vocabulary is a pure function of the training captions and `min_word_count`: special tokens
-first (`<pad>` is id 0), then words by descending count, ties in code-point order. So a trial
+A built vocabulary is a pure function of the training captions and `min_word_count`: special
+tokens first (`<pad>` is id 0), then words by descending count, ties in code-point order. (When
+the dataset ships SCAN's vocabulary json, scan_vocabulary.py reads that one instead.) So a trial
 rebuilds exactly the vocabulary its weights were trained with from its config and data alone;
 the model stores the vocabulary's fingerprint (see model.py), so weights loaded against a
 different vocabulary fail loudly instead of reading the wrong embedding rows.
@@ -12,22 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import jieba
+from tasks.zh_matching.caption_tokens import caption_tokens
 
 PAD, START, END, UNKNOWN = "<pad>", "<start>", "<end>", "<unk>"
 SPECIAL_TOKENS = (PAD, START, END, UNKNOWN)
-
-jieba.setLogLevel(logging.WARNING)  # its dictionary loading otherwise logs to stderr per process
-
-
-def segment(caption: str) -> list[str]:
-    """jieba's words of a caption (`jieba.lcut`, default dictionary), whitespace dropped."""
-    return [word for word in jieba.lcut(caption) if word.strip()]
 
 
 class Vocabulary:
@@ -50,7 +44,7 @@ class Vocabulary:
     def encode(self, caption: str, max_tokens: int) -> list[int]:
         """Ids of `<start> words <end>`, words cut so the whole is at most max_tokens (>= 3)."""
         unknown = self.ids[UNKNOWN]
-        words = [self.ids.get(word, unknown) for word in segment(caption)]
+        words = [self.ids.get(word, unknown) for word in caption_tokens(caption)]
         return [self.ids[START], *words[: max(0, max_tokens - 2)], self.ids[END]]
 
     def fingerprint(self) -> int:
@@ -62,7 +56,7 @@ class Vocabulary:
 def build_vocabulary(captions: Iterable[str], min_word_count: int = 1) -> Vocabulary:
     """The vocabulary of the training captions: specials, then words seen at least
     `min_word_count` times, most frequent first, ties in code-point order."""
-    counts = Counter(word for caption in captions for word in segment(caption))
+    counts = Counter(word for caption in captions for word in caption_tokens(caption))
     kept = [
         word
         for word, count in counts.items()
