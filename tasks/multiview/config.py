@@ -79,6 +79,13 @@ class MultiviewConfig(ContrastiveConfig):
         description="val/test: share of negative pairs whose two objects share a class; keep it "
         "fixed across a sweep so that trials are compared on the same pairs",
     )
+    max_objects_per_split: Optional[int] = Field(
+        None,
+        ge=2,
+        description="pair at most this many objects per split (a fixed subset, chosen by a hash "
+        "of the object key), to bound memory and evaluation time on datasets of 10^5 objects "
+        "(CO3D, MVImgNet); None uses every object",
+    )
     val_fraction: float = Field(
         0.2,
         ge=0,

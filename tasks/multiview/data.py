@@ -1,10 +1,10 @@
-"""The multiview dataset as the task uses it: layout found, split by object, pairs, checks, pixels.
+"""The multiview dataset as the task uses it: layout found, split by object, paired, checked.
 
 `plan_dataset` detects the layout (detect.py), has its reader list the objects and their views
 (layouts/), turns the dataset's own split into train/val/test (splits.py), builds the pairs
 (pairs.py) and checks everything a user can get wrong: every problem, and any image or object
 in two splits (overlap.py). A manifest of pairs skips the object steps and is used as written.
-`check_data` is that plan's report; `load_split` decodes the images of one split's pairs.
+`check_data` is that plan's report; loading.py decodes the pixels.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from tasks.base import DataError, DataReport
+from tasks.base import DataReport
 from tasks.common.data_problems import ProblemList
 from tasks.common.image_headers import unreadable_image_reason
-from tasks.common.image_loading import load_image_uint8
 from tasks.multiview.config import MultiviewConfig
 from tasks.multiview.detect import EXPECTED, detect_layout
 from tasks.multiview.layouts import manifest
 from tasks.multiview.objects import SPLITS, UNSPLIT, LayoutScan, ViewedObject
 from tasks.multiview.overlap import split_overlap
 from tasks.multiview.pairs import ViewPair, evaluation_pairs, same_class_share, training_pairs
-from tasks.multiview.splits import final_splits
+from tasks.multiview.splits import final_splits, fixed_subset
 
 MIN_OBJECTS_PER_SPLIT = 2  # a negative needs a second object; InfoNCE a second positive
+# Headers of every image are read up to this many images (ModelNet40's 147,732 renders: ~10 s on
+# 2 cores); beyond it (CO3D, MVImgNet: millions of frames) only those the pairs use.
+MAX_HEADERS_READ = 200_000
 
 
 @dataclass
@@ -36,42 +36,6 @@ class DatasetPlan:
     root: Path
     report: DataReport
     pairs: dict[str, list[ViewPair]] = field(default_factory=dict)
-
-
-@dataclass
-class ViewPairSplit:
-    """One split as loaded: each distinct image decoded once, pairs as indices into them.
-
-    images: (N, 3, S, S) uint8, image i read from image_paths[i]; view_a, view_b: (P,) long
-    indices into images; pair_labels: (P,) long in {0, 1}; pair_ids, pair_objects,
-    pair_classes: P strings in pair order (the object and class of each pair's view_a; a
-    pair's own id stands in where the dataset does not say).
-    """
-
-    image_paths: list[str]
-    images: torch.Tensor
-    view_a: torch.Tensor
-    view_b: torch.Tensor
-    pair_labels: torch.Tensor
-    pair_ids: list[str]
-    pair_objects: list[str]
-    pair_classes: list[str]
-
-    @property
-    def positives(self) -> torch.Tensor:
-        """(P,) bool: which pairs show the same object."""
-        return self.pair_labels == 1
-
-    def first_positive_per_object(self) -> torch.Tensor:
-        """(Q,) long: indices of each object's first positive pair (retrieval targets: a second
-        positive of the same object would be a correct answer counted as wrong)."""
-        seen: set[str] = set()
-        chosen = []
-        for index, (label, item) in enumerate(zip(self.pair_labels.tolist(), self.pair_objects)):
-            if label == 1 and item not in seen:
-                seen.add(item)
-                chosen.append(index)
-        return torch.tensor(chosen, dtype=torch.long)
 
 
 def _missing_or_empty(data_dir: Path) -> DataReport:
@@ -144,6 +108,32 @@ def _pairs_line(config: MultiviewConfig, pairs: dict[str, list[ViewPair]]) -> st
     return f"pairs (pair_seed {config.pair_seed}): {'; '.join(parts)}"
 
 
+def _read_headers(
+    scan: LayoutScan,
+    splits: dict[str, list[ViewedObject]],
+    pairs: dict[str, list[ViewPair]],
+    problems: ProblemList,
+) -> str:
+    """Open every view's header (only the views the pairs use, beyond MAX_HEADERS_READ); each
+    unreadable one is a problem. Returns the source line saying which were read."""
+    every = sorted({view for split in SPLITS for item in splits[split] for view in item.views})
+    if len(every) <= MAX_HEADERS_READ:
+        chosen, line = every, f"image headers read: all {len(every)} images"
+    else:
+        chosen = sorted(
+            {view for listed in pairs.values() for pair in listed for view in (pair.view_a, pair.view_b)}
+        )
+        line = (
+            f"image headers read: the {len(chosen)} images the pairs use, of {len(every)} (all are "
+            f"read up to {MAX_HEADERS_READ})"
+        )
+    for relative in chosen:
+        reason = unreadable_image_reason(scan.root / relative)
+        if reason is not None:
+            problems.add(f"{scan.root / relative}: unreadable image ({reason}); replace the file")
+    return line
+
+
 def _plan_from_objects(scan: LayoutScan, config: MultiviewConfig, read_headers: bool) -> DatasetPlan:
     problems = ProblemList()
     for line in scan.problems:
@@ -157,7 +147,9 @@ def _plan_from_objects(scan: LayoutScan, config: MultiviewConfig, read_headers: 
                     f"{scan.root / item.views[0]}: the only view of object {item.key} ({split}); a "
                     "positive pair needs two views of one object: add its other views or remove it"
                 )
-        usable[split] = [item for item in splits[split] if len(item.views) >= 2]
+        usable[split] = fixed_subset(
+            [item for item in splits[split] if len(item.views) >= 2], config.max_objects_per_split
+        )
         if len(usable[split]) < MIN_OBJECTS_PER_SPLIT:
             problems.add(
                 f"{scan.root}: split {split} has {len(usable[split])} object(s) with two or more "
@@ -182,14 +174,16 @@ def _plan_from_objects(scan: LayoutScan, config: MultiviewConfig, read_headers: 
             else []
         )
     sources = [f"split: {scan.split_source} ({_own_split_counts(scan)})", *carve_notes]
-    sources += [_views_line([item for split in SPLITS for item in splits[split]]), _pairs_line(config, pairs)]
+    every_object = [item for split in SPLITS for item in splits[split]]
+    sources += [_views_line(every_object), _pairs_line(config, pairs)]
+    if config.max_objects_per_split is not None:
+        sources.append(
+            f"pairs drawn from at most {config.max_objects_per_split} objects per split "
+            f"(max_objects_per_split): "
+            + ", ".join(f"{split} {len(usable[split])} of {len(splits[split])}" for split in SPLITS)
+        )
     if read_headers:
-        used = sorted({view for split_pairs in pairs.values() for pair in split_pairs for view in (pair.view_a, pair.view_b)})
-        for relative in used:
-            reason = unreadable_image_reason(scan.root / relative)
-            if reason is not None:
-                problems.add(f"{scan.root / relative}: unreadable image ({reason}); replace the file")
-        sources.append(f"image headers read: the {len(used)} images these pairs use")
+        sources.append(_read_headers(scan, splits, pairs, problems))
     report = DataReport(
         layout=scan.layout,
         splits={split: len(splits[split]) for split in SPLITS},
@@ -212,12 +206,17 @@ def _plan_from_manifest(root: Path, read_headers: bool) -> DatasetPlan:
         members = [
             member
             for row in rows
-            for member in ((row.split, row.object_a, (row.view_a,)), (row.split, row.object_b, (row.view_b,)))
+            for member in (
+                (row.split, row.object_a, (row.view_a,)),
+                (row.split, row.object_b, (row.view_b,)),
+            )
         ]
         objects_line = "objects: named by the object_a/object_b columns"
     else:
         members = [(row.split, None, (row.view_a, row.view_b)) for row in rows]
-        objects_line = "objects: not named (no object_a/object_b columns), so splits are checked by image file only"
+        objects_line = (
+            "objects: not named (no object_a/object_b columns), so splits are checked by image file only"
+        )
     leak = split_overlap(str(path), members)
     pairs = {
         split: [
@@ -236,34 +235,3 @@ def _plan_from_manifest(root: Path, read_headers: bool) -> DatasetPlan:
         leaks=[leak] if leak else [],
     )
     return DatasetPlan(root, report, pairs)
-
-
-def load_split(root: Path, pairs: list[ViewPair], image_size: int) -> ViewPairSplit:
-    """Decode the images of one split's pairs once each into uint8 tensors.
-
-    A file that fails to decode raises DataError naming it.
-    """
-    index_of: dict[str, int] = {}
-    for pair in pairs:
-        index_of.setdefault(pair.view_a, len(index_of))
-        index_of.setdefault(pair.view_b, len(index_of))
-    images = torch.empty((len(index_of), 3, image_size, image_size), dtype=torch.uint8)
-    for relative, index in index_of.items():
-        path = Path(root) / relative
-        try:
-            images[index] = load_image_uint8(path, image_size)
-        except Exception as error:  # PIL raises several types for corrupt files
-            raise DataError(
-                f"{path}: cannot decode image ({manifest.first_line(error)}); replace the file"
-            ) from None
-    objects = [pair.object_a or pair.pair_id for pair in pairs]
-    return ViewPairSplit(
-        image_paths=list(index_of),
-        images=images,
-        view_a=torch.tensor([index_of[pair.view_a] for pair in pairs], dtype=torch.long),
-        view_b=torch.tensor([index_of[pair.view_b] for pair in pairs], dtype=torch.long),
-        pair_labels=torch.tensor([pair.label for pair in pairs], dtype=torch.long),
-        pair_ids=[pair.pair_id for pair in pairs],
-        pair_objects=objects,
-        pair_classes=[pair.class_a or item for pair, item in zip(pairs, objects)],
-    )

@@ -104,7 +104,8 @@ def negative_pairs(
     for item in objects:
         by_class[item.class_name].append(item)
     with_classmate = [k for k, anchor in enumerate(anchors) if len(by_class[anchor.class_name]) > 1]
-    same_class = set(rng.sample(with_classmate, min(len(with_classmate), round(same_class_share * len(anchors)))))
+    wanted = min(len(with_classmate), round(same_class_share * len(anchors)))
+    same_class = set(rng.sample(with_classmate, wanted))
     pairs = []
     for number, anchor in enumerate(anchors):
         classmates = [item for item in by_class[anchor.class_name] if item.key != anchor.key]

@@ -14,6 +14,8 @@ from collections import defaultdict
 
 from tasks.multiview.objects import SPLITS, UNSPLIT, ViewedObject
 
+CARVED = "carved by object"
+
 
 def carve_count(class_size: int, fraction: float) -> int:
     """How many of a class's objects a carve takes."""
@@ -24,6 +26,14 @@ def carve_count(class_size: int, fraction: float) -> int:
 
 def _carve_order(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def fixed_subset(objects: list[ViewedObject], limit: int | None) -> list[ViewedObject]:
+    """At most `limit` of the objects, chosen by the carve's hash order; order is kept."""
+    if limit is None or len(objects) <= limit:
+        return objects
+    chosen = {item.key for item in sorted(objects, key=lambda item: _carve_order(item.key))[:limit]}
+    return [item for item in objects if item.key in chosen]
 
 
 def carve(objects: list[ViewedObject], fraction: float) -> tuple[list[ViewedObject], list[ViewedObject]]:
@@ -53,11 +63,11 @@ def final_splits(
     notes = []
     if UNSPLIT in own:
         splits["train"], splits["test"] = carve(own[UNSPLIT], test_fraction)
-        notes.append(f"test: {test_fraction:.0%} of each class's objects, carved by object (test_fraction)")
+        notes.append(f"test: {test_fraction:.0%} of each class's objects, {CARVED} (test_fraction)")
     elif not splits["test"] and splits["train"]:
         splits["train"], splits["test"] = carve(splits["train"], test_fraction)
-        notes.append(f"test: {test_fraction:.0%} of each class's train objects, carved by object (test_fraction)")
+        notes.append(f"test: {test_fraction:.0%} of each class's train objects, {CARVED} (test_fraction)")
     if not splits["val"] and splits["train"]:
         splits["train"], splits["val"] = carve(splits["train"], val_fraction)
-        notes.append(f"val: {val_fraction:.0%} of each class's train objects, carved by object (val_fraction)")
+        notes.append(f"val: {val_fraction:.0%} of each class's train objects, {CARVED} (val_fraction)")
     return splits, notes

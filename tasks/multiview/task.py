@@ -25,6 +25,7 @@ from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
 from tasks.common.retrieval_metrics import retrieval_metrics
 from tasks.multiview import data, demo
+from tasks.multiview.loading import ViewPairSplit, load_split
 from tasks.multiview.config import MultiviewConfig
 from tasks.multiview.loss import multiview_loss
 from tasks.multiview.model import ViewEncoder, build_view_encoder
@@ -71,7 +72,7 @@ def encode_images(model: ViewEncoder, images: torch.Tensor, device: Any) -> torc
     return torch.cat(parts)
 
 
-def pair_cosines(embeddings: torch.Tensor, split: data.ViewPairSplit) -> torch.Tensor:
+def pair_cosines(embeddings: torch.Tensor, split: ViewPairSplit) -> torch.Tensor:
     """(P,) cosine of each pair's two views, from the split's (N, d) unit image embeddings."""
     return (embeddings[split.view_a] * embeddings[split.view_b]).sum(dim=-1)
 
@@ -110,7 +111,7 @@ class MultiviewTask:
         plan = data.plan_dataset(Path(data_dir), config, read_headers=False)
         plan.report.raise_if_unusable(allow_leaks=True)
         positives = [pair for pair in plan.pairs["train"] if pair.label == 1]
-        train = data.load_split(plan.root, positives, config.image_size)
+        train = load_split(plan.root, positives, config.image_size)
         pairs = PositivePairs(train.images, train.view_a, train.view_b)
         torch.manual_seed(config.seed)
         model = build_view_encoder(config).to(device)
@@ -206,14 +207,14 @@ class MultiviewTask:
             **pair_similarities(scores, val.positives),
         }
 
-    def _split(self, setup: TrialSetup, split: str) -> data.ViewPairSplit:
+    def _split(self, setup: TrialSetup, split: str) -> ViewPairSplit:
         """The split's pairs and images, loaded from disk on first use and cached."""
         if split not in data.SPLITS:
             raise ValueError(f"unknown split {split!r}; use one of {', '.join(data.SPLITS)}")
         cache = setup.extras["splits"]
         if split not in cache:
             config: MultiviewConfig = setup.extras["config"]
-            cache[split] = data.load_split(
+            cache[split] = load_split(
                 setup.extras["root"], setup.extras["pairs"][split], config.image_size
             )
         return cache[split]

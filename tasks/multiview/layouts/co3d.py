@@ -91,9 +91,16 @@ def _entry_fields(entry: Any) -> tuple[str, int, str] | None:
     return sequence, frame, image
 
 
+def _frame_order(view: tuple[int, str]) -> tuple:
+    frame_number, image = view
+    return frame_number, natural_key(image)
+
+
 def _read_set_lists(root: Path, categories: list[Path], scan: LayoutScan) -> None:
     existing = _ExistingFiles(root)
-    frames: dict[str, dict[str, list[tuple[int, str]]]] = {split: defaultdict(list) for split in SET_LIST_SPLITS}
+    frames: dict[str, dict[str, list[tuple[int, str]]]] = {
+        split: defaultdict(list) for split in SET_LIST_SPLITS
+    }
     listed_sequences: set[str] = set()
     on_disk = 0
     for category in categories:
@@ -153,7 +160,7 @@ def _read_set_lists(root: Path, categories: list[Path], scan: LayoutScan) -> Non
             ViewedObject(
                 key=key,
                 class_name=key.split("/", 1)[0],
-                views=tuple(image for _, image in sorted(views, key=lambda view: (view[0], natural_key(view[1])))),
+                views=tuple(image for _, image in sorted(views, key=_frame_order)),
             )
             for key, views in sorted(frames[split].items())
         ]

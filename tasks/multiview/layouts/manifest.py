@@ -24,7 +24,7 @@ from typing import Any, Iterator, Optional
 
 from tasks.base import DataError
 from tasks.common.data_problems import ProblemList
-from tasks.common.image_headers import unreadable_image_reason
+from tasks.common.image_headers import first_line, unreadable_image_reason
 from tasks.multiview.objects import SPLITS
 
 LAYOUT = "pair manifest (manifest.csv or manifest.parquet: pair_id, view_a, view_b, pair_label, split)"
@@ -47,11 +47,6 @@ class PairRow:
     where: str
     object_a: Optional[str] = None
     object_b: Optional[str] = None
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def manifest_path(root: Path) -> Path | None:
@@ -151,7 +146,10 @@ def _row(raw: dict[str, Any], where: str, has_objects: bool) -> PairRow:
         object_b=_text(raw, "object_b", where) if has_objects else None,
     )
     if has_objects and (row.object_a == row.object_b) != (row.pair_label == 1):
-        kind = "a positive (pair_label 1) names two objects" if row.pair_label else "a negative (pair_label 0) names one object twice"
+        if row.pair_label:
+            kind = "a positive (pair_label 1) names two objects"
+        else:
+            kind = "a negative (pair_label 0) names one object twice"
         raise DataError(f"{where}: {kind} ({row.object_a}, {row.object_b}); fix pair_label or the objects")
     return row
 
@@ -177,7 +175,8 @@ def read_manifest(root: Path, problems: ProblemList) -> tuple[list[PairRow], boo
             row = _row(raw, where, has_objects)
             if row.pair_id in seen:
                 raise DataError(
-                    f"{where}: pair_id {row.pair_id!r} already used at {seen[row.pair_id]}; make pair ids unique"
+                    f"{where}: pair_id {row.pair_id!r} already used at {seen[row.pair_id]}; "
+                    "make pair ids unique"
                 )
             seen[row.pair_id] = where
             rows.append(row)
@@ -216,7 +215,9 @@ def check_image_files(
             checked.add(relative)
             path = root / relative
             if not path.is_file():
-                problems.add(f"{row.where}: {column} image {path} does not exist; add the file or fix the path")
+                problems.add(
+                    f"{row.where}: {column} image {path} does not exist; add the file or fix the path"
+                )
                 continue
             reason = unreadable_image_reason(path) if read_headers else None
             if reason is not None:
