@@ -75,13 +75,6 @@ def test_sweep_refuses_an_object_in_train_and_test(tmp_path):
     assert "object chair/chair_0002 is in train and test" in line
 
 
-def test_sweep_refuses_an_unknown_layout(tmp_path):
-    data = tmp_path / "data"
-    write_view(data / "holiday" / "IMG_0001.jpg", "a", 0)
-    line = sweep_refusal(data, tmp_path / "work")
-    assert "no multiview layout recognised" in line
-
-
 @pytest.mark.slow
 def test_a_one_trial_one_epoch_sweep_runs_on_an_mvcnn_tree(tmp_path):
     tree = write_mvcnn_tree(tmp_path / "modelnet40_images_new_12x")

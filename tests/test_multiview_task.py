@@ -465,3 +465,21 @@ def test_a_pretrained_cnn_backbone_is_handed_over_for_unfreezing(demo_dir, tmp_p
     )
     assert isinstance(setup.model, ViewEncoder)
     assert setup.unfreezable_blocks["backbone"][0] is setup.model.backbone.blocks[-1]
+
+
+def test_build_refuses_data_problems_but_leaves_split_leaks_to_the_sweep_gate(tmp_path):
+    """A leak is refused by `orchestrate sweep` unless --allow-data-leak; build then trains."""
+    from tests.fixtures.multiview.trees import mvcnn_name, write_mvcnn_tree, write_view
+
+    leaking = write_mvcnn_tree(tmp_path / "leaking", train=3, test=2, views=3)
+    for view in (1, 2):
+        write_view(leaking / "chair" / "test" / mvcnn_name("chair", 1, view), "copy", view)
+    assert task.check_data(leaking).leaks
+    setup = task.build(MultiviewConfig(**SMALL_CONFIG), leaking, torch.device("cpu"))
+    assert len(setup.train_batches) == 1
+
+    broken = write_mvcnn_tree(tmp_path / "broken", train=3, test=2, views=3)
+    for view in (2, 3):
+        (broken / "chair" / "train" / mvcnn_name("chair", 1, view)).unlink()
+    with pytest.raises(DataError, match=r"chair_0001\.obj\.shaded_v001\.png: the only view of object"):
+        task.build(MultiviewConfig(**SMALL_CONFIG), broken, torch.device("cpu"))

@@ -24,8 +24,8 @@ from tasks.multiview.pairs import ViewPair, evaluation_pairs, same_class_share, 
 from tasks.multiview.splits import final_splits, fixed_subset
 
 MIN_OBJECTS_PER_SPLIT = 2  # a negative needs a second object; InfoNCE a second positive
-# Headers of every image are read up to this many images (ModelNet40's 147,732 renders: ~10 s on
-# 2 cores); beyond it (CO3D, MVImgNet: millions of frames) only those the pairs use.
+# Headers of every image are read up to this many images (ModelNet40's 147,732 renders: ~9 s of
+# CPU); beyond it (CO3D, MVImgNet: millions of frames) only those the pairs use.
 MAX_HEADERS_READ = 200_000
 
 
@@ -51,8 +51,9 @@ def _missing_or_empty(data_dir: Path) -> DataReport:
 def plan_dataset(data_dir: Path, config: MultiviewConfig, read_headers: bool = True) -> DatasetPlan:
     """The dataset under data_dir, split and paired as `config` says, with its full report.
 
-    read_headers: open every image the pairs use (header only; `check_data` does, `build`
-    leaves it to decoding). Never raises for problems in the data: they are in the report.
+    read_headers: open image files, header only (every view up to MAX_HEADERS_READ, else the
+    views the pairs use); `check_data` does, `build` leaves it to decoding. Never raises for
+    problems in the data: they are in the report.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir() or not any(data_dir.iterdir()):

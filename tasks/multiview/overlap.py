@@ -16,12 +16,19 @@ from tasks.multiview.objects import SPLITS
 SplitMember = tuple[str, Optional[str], Iterable[str]]
 
 
-def _shared(where_found: dict[str, set[str]]) -> list[tuple[str, list[str]]]:
-    """(item, its splits in split order) of every item found in more than one split."""
+def _shared(members_by_split: dict[str, set[str]]) -> list[tuple[str, list[str]]]:
+    """(item, its splits in split order) of every item found in more than one split, sorted.
+
+    One set per split rather than one per item: CO3D lists ~10^6 frames.
+    """
+    in_splits = [split for split in SPLITS if split in members_by_split]
+    shared: set[str] = set()
+    for k, first in enumerate(in_splits):
+        for second in in_splits[k + 1 :]:
+            shared |= members_by_split[first] & members_by_split[second]
     return [
-        (item, [split for split in SPLITS if split in splits])
-        for item, splits in sorted(where_found.items())
-        if len(splits) > 1
+        (item, [split for split in in_splits if item in members_by_split[split]])
+        for item in sorted(shared)
     ]
 
 
@@ -30,14 +37,13 @@ def split_overlap(where: str, members: Iterable[SplitMember]) -> str | None:
 
     where: what the line starts with (the manifest, or the dataset root and its split source).
     """
-    image_splits: dict[str, set[str]] = defaultdict(set)
-    object_splits: dict[str, set[str]] = defaultdict(set)
+    images_by_split: dict[str, set[str]] = defaultdict(set)
+    objects_by_split: dict[str, set[str]] = defaultdict(set)
     for split, object_key, images in members:
-        for image in images:
-            image_splits[image].add(split)
+        images_by_split[split].update(images)
         if object_key is not None:
-            object_splits[object_key].add(split)
-    shared_images, shared_objects = _shared(image_splits), _shared(object_splits)
+            objects_by_split[split].add(object_key)
+    shared_images, shared_objects = _shared(images_by_split), _shared(objects_by_split)
     if not shared_images and not shared_objects:
         return None
     examples, counts = [], []

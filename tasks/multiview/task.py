@@ -25,8 +25,8 @@ from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
 from tasks.common.retrieval_metrics import retrieval_metrics
 from tasks.multiview import data, demo
-from tasks.multiview.loading import ViewPairSplit, load_split
 from tasks.multiview.config import MultiviewConfig
+from tasks.multiview.loading import ViewPairSplit, load_split
 from tasks.multiview.loss import multiview_loss
 from tasks.multiview.model import ViewEncoder, build_view_encoder
 from tasks.multiview.sampling import PositivePairs, training_batches
