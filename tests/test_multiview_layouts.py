@@ -158,6 +158,15 @@ def test_co3d_malformed_set_lists_and_a_missing_one_are_named(tmp_path):
         assert sum(line.startswith(start) for line in problems) == 1, (start, problems)
 
 
+def test_a_carved_split_too_small_to_pair_says_which_fraction_to_raise(tmp_path):
+    write_co3d_tree(tmp_path, categories=("apple",), train_sequences=4)  # val carve: 1 sequence
+    problems = task.check_data(tmp_path).problems
+    assert problems == [
+        f"{tmp_path}: split val has 1 object(s) with two or more views, needs at least 2 (a negative "
+        "is another object); add objects or raise val_fraction"
+    ]
+
+
 def test_co3d_without_set_lists_is_carved_by_sequence(tmp_path):
     write_co3d_tree(tmp_path, set_lists=False)  # 6 sequences per category
     report = task.check_data(tmp_path)

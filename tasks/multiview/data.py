@@ -81,7 +81,7 @@ def check_data(data_dir: Path) -> DataReport:
 
 def _own_split_counts(scan: LayoutScan) -> str:
     counts = [
-        f"{'no split' if split == UNSPLIT else split} {len(objects)}"
+        f"{len(objects)}" if split == UNSPLIT else f"{split} {len(objects)}"
         for split, objects in scan.objects.items()
     ]
     return f"{', '.join(counts)} objects" if counts else "no objects"
@@ -105,6 +105,9 @@ def _pairs_line(config: MultiviewConfig, pairs: dict[str, list[ViewPair]]) -> st
         negatives = len(pairs[split]) - positives
         share = same_class_share(pairs[split])
         same = "" if share != share else f", {share:.0%} of negatives from the same class"
+        asked = config.eval_same_class_negative_share
+        if negatives and round(share * negatives) != round(asked * negatives):
+            same += f" ({asked:.0%} asked: too few objects share a class)"
         parts.append(f"{split} {positives} positive + {negatives} negative{same}")
     return f"pairs (pair_seed {config.pair_seed}): {'; '.join(parts)}"
 
@@ -152,10 +155,11 @@ def _plan_from_objects(scan: LayoutScan, config: MultiviewConfig, read_headers: 
             [item for item in splits[split] if len(item.views) >= 2], config.max_objects_per_split
         )
         if len(usable[split]) < MIN_OBJECTS_PER_SPLIT:
+            carved = split != "train" and split not in scan.objects
             problems.add(
                 f"{scan.root}: split {split} has {len(usable[split])} object(s) with two or more "
                 f"views, needs at least {MIN_OBJECTS_PER_SPLIT} (a negative is another object); "
-                "add objects to it"
+                + (f"add objects or raise {split}_fraction" if carved else "add objects to it")
             )
     leak = split_overlap(
         f"{scan.root} ({scan.split_source})",

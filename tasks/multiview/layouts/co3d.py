@@ -164,7 +164,8 @@ def _read_set_lists(root: Path, categories: list[Path], scan: LayoutScan) -> Non
             )
             for key, views in sorted(frames[split].items())
         ]
-    scan.split_source = f"the dataset's set lists {SET_LIST_NAME} of {len(categories)} categories"
+    plural = "category" if len(categories) == 1 else "categories"
+    scan.split_source = f"the dataset's set lists {SET_LIST_NAME} of {len(categories)} {plural}"
     left_out = on_disk - len(listed_sequences)
     if left_out > 0:
         scan.sources.append(f"left out {left_out} sequence(s) on disk that {SET_LIST_NAME} does not list")
