@@ -1,9 +1,11 @@
-"""The multiview task end to end on small real data: layout errors, build, train, evaluate, probe."""
+"""The multiview task end to end on small real data: the manifest route (problems, split leaks),
+the demo render tree, build, train, evaluate, probe."""
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -16,9 +18,12 @@ from torch import nn
 
 from orchestrator.spaces import check_against_task, load_spec
 from tasks.base import DataError, Task
+from tasks.common.data_problems import ProblemList
 from tasks.common.small_vit import SmallViT
-from tasks.multiview import MultiviewConfig, task
-from tasks.multiview import data as manifest_data
+from tasks.multiview import MultiviewConfig, data, task
+from tasks.multiview.layouts import manifest as manifest_layout
+from tasks.multiview.layouts import mvcnn
+from tasks.multiview.loading import load_split
 from tasks.multiview.model import ViewEncoder
 
 SMALL_CONFIG = dict(batch_size=16, embed_dim=16)
@@ -26,7 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 # --- a tiny hand-made dataset -----------------------------------------------------------------
 # Image k is a solid colour whose red channel encodes k, so a stub model can map it to a chosen
-# embedding. Unit vectors per image id:
+# embedding. Train uses images of its own (ids 10-13): no image is in two splits. Unit vectors
+# per image id:
 EMBEDDINGS = {
     0: (1.0, 0.0, 0.0),  # A1   val: object A seen twice (ids 0 and 1, identical vectors)
     1: (1.0, 0.0, 0.0),  # A2
@@ -38,13 +44,17 @@ EMBEDDINGS = {
     7: (0.0, 0.0, 1.0),  # D2
     8: (-0.8, 0.0, 0.6),  # N1
     9: (0.0, 0.8, -0.6),  # N2
+    10: (1.0, 0.0, 0.0),  # E1   train
+    11: (0.0, 1.0, 0.0),  # E2
+    12: (0.0, 0.0, 1.0),  # F1
+    13: (0.6, 0.8, 0.0),  # F2
 }
 # (view_a id, view_b id, pair_label, split). Val cosines: (A1,A2) 1.0, (B1,B2) 0.48,
 # (A1,B2) 0.6, (B1,A2) 0.0 -> best val threshold 0.24 (accuracy 3/4). Test cosines: (C1,C2)
 # 0.0, (D1,D2) 1.0 positives; (C1,N1) -0.8, (D1,N2) -0.6 negatives: at the val threshold 0.24
 # the (C1,C2) positive is missed (accuracy 3/4), though a test-chosen threshold would score 1.
 TINY_PAIRS = [
-    (0, 1, 1, "train"), (2, 3, 1, "train"), (0, 3, 0, "train"),
+    (10, 11, 1, "train"), (12, 13, 1, "train"), (10, 13, 0, "train"),
     (0, 1, 1, "val"), (2, 3, 1, "val"), (0, 3, 0, "val"), (2, 1, 0, "val"),
     (4, 5, 1, "test"), (6, 7, 1, "test"), (4, 8, 0, "test"), (6, 9, 0, "test"),
 ]
@@ -59,7 +69,7 @@ def write_tiny_dataset(root: Path, pairs=TINY_PAIRS) -> list[list]:
     (root / "views").mkdir(parents=True, exist_ok=True)
     for image_id in EMBEDDINGS:
         Image.new("RGB", (20, 20), (10 * image_id + 5, 0, 0)).save(root / image_path(image_id))
-    rows = [list(manifest_data.COLUMNS)] + [
+    rows = [list(manifest_layout.COLUMNS)] + [
         [f"p{k}", image_path(a), image_path(b), label, split]
         for k, (a, b, label, split) in enumerate(pairs)
     ]
@@ -68,7 +78,7 @@ def write_tiny_dataset(root: Path, pairs=TINY_PAIRS) -> list[list]:
 
 
 def write_manifest(root: Path, rows: list[list]) -> None:
-    with (root / manifest_data.MANIFEST_CSV).open("w", newline="") as file:
+    with (root / manifest_layout.MANIFEST_CSV).open("w", newline="") as file:
         csv.writer(file).writerows(rows)
 
 
@@ -105,19 +115,41 @@ def demo_setup(demo_dir):
     return task.build(MultiviewConfig(**SMALL_CONFIG), demo_dir, torch.device("cpu"))
 
 
-# --- layout and data errors -------------------------------------------------------------------
+# --- the manifest route: every problem listed, split leaks refused ---------------------------
+
+
+def problems_of(root: Path) -> list[str]:
+    """check_data's problems, each asserted to be one line."""
+    report = task.check_data(root)
+    assert all("\n" not in line for line in report.problems)
+    return report.problems
+
+
+def assert_one_problem_matches(root: Path, pattern: str) -> None:
+    problems = problems_of(root)
+    assert sum(bool(re.search(pattern, line)) for line in problems) == 1, (pattern, problems)
+
+
+def read_rows(root: Path) -> list[manifest_layout.PairRow]:
+    problems = ProblemList()
+    rows, _ = manifest_layout.read_manifest(root, problems)
+    assert not problems, problems.lines
+    return rows
 
 
 def test_tiny_dataset_passes_and_parquet_manifest_reads_the_same(tmp_path):
     rows = write_tiny_dataset(tmp_path)
-    task.check_data(tmp_path)
-    from_csv = manifest_data.read_manifest(tmp_path)
-    (tmp_path / manifest_data.MANIFEST_CSV).unlink()
+    report = task.check_data(tmp_path)
+    assert not report.problems and not report.leaks, (report.problems, report.leaks)
+    assert report.layout == manifest_layout.LAYOUT
+    assert (report.splits, report.unit) == ({"train": 3, "val": 4, "test": 4}, "pairs")
+    from_csv = read_rows(tmp_path)
+    (tmp_path / manifest_layout.MANIFEST_CSV).unlink()
     header, *body = rows
     columns = {name: [row[k] for row in body] for k, name in enumerate(header)}
-    pq.write_table(pa.table(columns), tmp_path / manifest_data.MANIFEST_PARQUET)
-    task.check_data(tmp_path)
-    from_parquet = manifest_data.read_manifest(tmp_path)
+    pq.write_table(pa.table(columns), tmp_path / manifest_layout.MANIFEST_PARQUET)
+    assert not task.check_data(tmp_path).problems
+    from_parquet = read_rows(tmp_path)
     assert [(r.pair_id, r.view_a, r.view_b, r.pair_label, r.split) for r in from_parquet] == [
         (r.pair_id, r.view_a, r.view_b, r.pair_label, r.split) for r in from_csv
     ]
@@ -125,27 +157,24 @@ def test_tiny_dataset_passes_and_parquet_manifest_reads_the_same(tmp_path):
 
 def test_bad_pair_label_in_parquet_names_the_row(tmp_path):
     rows = write_tiny_dataset(tmp_path)
-    (tmp_path / manifest_data.MANIFEST_CSV).unlink()
+    (tmp_path / manifest_layout.MANIFEST_CSV).unlink()
     header, *body = rows
     body[2][3] = 3
     columns = {name: [row[k] for row in body] for k, name in enumerate(header)}
-    pq.write_table(pa.table(columns), tmp_path / manifest_data.MANIFEST_PARQUET)
-    with pytest.raises(DataError, match=r"manifest\.parquet row 3: pair_label 3 is not 0 or 1"):
-        task.check_data(tmp_path)
+    pq.write_table(pa.table(columns), tmp_path / manifest_layout.MANIFEST_PARQUET)
+    assert_one_problem_matches(tmp_path, r"manifest\.parquet row 3: pair_label 3 is not 0 or 1")
 
 
 def test_missing_image_names_the_row_and_the_file(tmp_path):
     write_tiny_dataset(tmp_path)
     (tmp_path / image_path(7)).unlink()
-    with pytest.raises(DataError, match=r"manifest\.csv:10: view_b image .*img_7\.png does not exist"):
-        task.check_data(tmp_path)
+    assert_one_problem_matches(tmp_path, r"manifest\.csv:10: view_b image .*img_7\.png does not exist")
 
 
 def test_unreadable_image_is_named_by_check_data(tmp_path):
     write_tiny_dataset(tmp_path)
     (tmp_path / image_path(2)).write_bytes(b"not an image at all")
-    with pytest.raises(DataError, match=r"img_2\.png: unreadable image"):
-        task.check_data(tmp_path)
+    assert_one_problem_matches(tmp_path, r"img_2\.png: unreadable image")
 
 
 def test_truncated_image_is_named_when_decoded(tmp_path):
@@ -153,10 +182,10 @@ def test_truncated_image_is_named_when_decoded(tmp_path):
     path = tmp_path / image_path(4)
     Image.new("RGB", (64, 64), (45, 0, 0)).save(path)
     path.write_bytes(path.read_bytes()[:60])  # header intact, pixels cut off
-    task.check_data(tmp_path)  # headers only: cheap, and this header is fine
-    rows = manifest_data.read_manifest(tmp_path)
+    assert not problems_of(tmp_path)  # headers only: cheap, and this header is fine
+    plan = data.plan_dataset(tmp_path, MultiviewConfig())
     with pytest.raises(DataError, match=r"img_4\.png: cannot decode image"):
-        manifest_data.load_split(tmp_path, rows, "test", 16)
+        load_split(plan.root, plan.pairs["test"], 16)
 
 
 @pytest.mark.parametrize(
@@ -171,9 +200,7 @@ def test_pair_label_outside_0_1_names_the_row(tmp_path, bad_value, pattern):
     rows = write_tiny_dataset(tmp_path)
     rows[3][3] = bad_value
     write_manifest(tmp_path, rows)
-    with pytest.raises(DataError, match=pattern) as error:
-        task.check_data(tmp_path)
-    assert "\n" not in str(error.value)
+    assert_one_problem_matches(tmp_path, pattern)
 
 
 @pytest.mark.parametrize("split, missing", [("val", "negative"), ("test", "positive")])
@@ -181,43 +208,101 @@ def test_split_without_positives_or_negatives_is_refused(tmp_path, split, missin
     label = 0 if missing == "negative" else 1
     pairs = [pair for pair in TINY_PAIRS if not (pair[3] == split and pair[2] == label)]
     write_tiny_dataset(tmp_path, pairs)
-    with pytest.raises(DataError, match=rf"split {split} has no {missing} \(pair_label {label}\) pair"):
-        task.check_data(tmp_path)
+    assert_one_problem_matches(tmp_path, rf"split {split} has no {missing} \(pair_label {label}\) pair")
 
 
 def test_training_split_needs_two_positive_pairs(tmp_path):
-    write_tiny_dataset(tmp_path, [p for p in TINY_PAIRS if p[:3] != (2, 3, 1) or p[3] != "train"])
-    with pytest.raises(DataError, match=r"split train has 1 positive pair"):
-        task.check_data(tmp_path)
+    write_tiny_dataset(tmp_path, [p for p in TINY_PAIRS if p[:3] != (12, 13, 1)])
+    assert_one_problem_matches(tmp_path, r"split train has 1 positive pair")
 
 
-def test_unknown_split_duplicate_id_and_missing_column_are_named(tmp_path):
+def test_every_bad_row_is_listed_not_only_the_first(tmp_path):
     rows = write_tiny_dataset(tmp_path)
     rows[5][4] = "validation"
-    write_manifest(tmp_path, rows)
-    with pytest.raises(DataError, match=r"manifest\.csv:6: split 'validation' is not one of"):
-        task.check_data(tmp_path)
-    rows[5][4] = "val"
     rows[6][0] = rows[2][0]
+    rows[8][3] = "maybe"
     write_manifest(tmp_path, rows)
-    with pytest.raises(DataError, match=r"manifest\.csv:7: pair_id 'p1' already used at .*:3"):
-        task.check_data(tmp_path)
+    (tmp_path / image_path(9)).unlink()
+    problems = problems_of(tmp_path)
+    for pattern in (
+        r"manifest\.csv:6: split 'validation' is not one of",
+        r"manifest\.csv:7: pair_id 'p1' already used at .*:3",
+        r"manifest\.csv:9: pair_label 'maybe' is not 0 or 1",
+        r"manifest\.csv:12: view_b image .*img_9\.png does not exist",
+    ):
+        assert sum(bool(re.search(pattern, line)) for line in problems) == 1, (pattern, problems)
+
+
+def test_missing_columns_are_named(tmp_path):
+    rows = write_tiny_dataset(tmp_path)
     write_manifest(tmp_path, [[name for name in rows[0] if name != "split"]])
-    with pytest.raises(DataError, match=r"missing column\(s\) split"):
-        task.check_data(tmp_path)
+    assert problems_of(tmp_path) == [
+        f"{tmp_path / 'manifest.csv'}: missing column(s) split; the header must name "
+        "pair_id,view_a,view_b,pair_label,split"
+    ]
 
 
-@pytest.mark.parametrize("layout", ["empty", "no_manifest", "header_only"])
-def test_unusable_directory_raises_one_line(tmp_path, layout):
+@pytest.mark.parametrize("layout", ["empty", "header_only"])
+def test_unusable_directory_is_one_problem_naming_it(tmp_path, layout):
     if layout != "empty":
         rows = write_tiny_dataset(tmp_path)
-    if layout == "no_manifest":
-        (tmp_path / manifest_data.MANIFEST_CSV).unlink()
-    if layout == "header_only":
         write_manifest(tmp_path, rows[:1])
-    with pytest.raises(DataError) as error:
-        task.check_data(tmp_path)
-    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+    problems = problems_of(tmp_path)
+    assert len(problems) == 1 and str(tmp_path) in problems[0]
+
+
+def test_an_image_in_two_splits_of_a_manifest_is_a_leak_named_in_one_line(tmp_path):
+    """The issue's case: a random per-pair split shares image files between train and val."""
+    write_tiny_dataset(tmp_path, [(0, 1, 1, "train"), (2, 3, 1, "train")] + TINY_PAIRS[3:])
+    report = task.check_data(tmp_path)
+    assert not report.problems
+    assert report.leaks == [
+        f"{tmp_path / 'manifest.csv'}: image views/img_0.png is in train and val (4 images in more "
+        "than one split); split by object so that no image or object is in two splits"
+    ]
+    with pytest.raises(DataError, match="is in train and val"):
+        report.raise_if_unusable()
+
+
+def write_object_manifest(root: Path, rows: list[tuple]) -> None:
+    """A manifest with object columns: rows of (view_a id, view_b id, label, split, object_a, object_b)."""
+    write_tiny_dataset(root)
+    header = list(manifest_layout.COLUMNS) + list(manifest_layout.OBJECT_COLUMNS)
+    body = [
+        [f"p{k}", image_path(a), image_path(b), label, split, object_a, object_b]
+        for k, (a, b, label, split, object_a, object_b) in enumerate(rows)
+    ]
+    write_manifest(root, [header] + body)
+
+
+OBJECT_ROWS = [
+    (10, 11, 1, "train", "E", "E"), (12, 13, 1, "train", "F", "F"),
+    (0, 1, 1, "val", "A", "A"), (2, 3, 1, "val", "B", "B"), (0, 3, 0, "val", "A", "B"),
+    (4, 5, 1, "test", "C", "C"), (6, 7, 1, "test", "D", "D"), (4, 8, 0, "test", "C", "N"),
+]
+
+
+def test_manifest_object_columns_refuse_an_object_in_two_splits_even_with_other_images(tmp_path):
+    write_object_manifest(tmp_path, OBJECT_ROWS)
+    report = task.check_data(tmp_path)
+    assert not report.problems and not report.leaks, (report.problems, report.leaks)
+    assert any("object_a/object_b columns" in line for line in report.sources)
+    # val's object A seen again in train, through image files of its own
+    write_object_manifest(tmp_path, OBJECT_ROWS + [(12, 10, 0, "train", "F", "A")])
+    leaks = task.check_data(tmp_path).leaks
+    assert len(leaks) == 1
+    assert "object A is in train and val" in leaks[0] and "image" not in leaks[0].split(";")[0]
+
+
+def test_manifest_object_columns_must_agree_with_pair_label(tmp_path):
+    wrong = [(10, 12, 1, "train", "E", "F"), (12, 13, 0, "train", "F", "F")]
+    write_object_manifest(tmp_path, OBJECT_ROWS + wrong)
+    problems = problems_of(tmp_path)
+    assert problems[0].endswith(
+        "manifest.csv:10: a positive (pair_label 1) names two objects (E, F); fix pair_label or the objects"
+    )
+    assert problems[1].endswith("manifest.csv:11: a negative (pair_label 0) names one object twice (F, F); "
+                                "fix pair_label or the objects")
 
 
 # --- metrics through the task, on hand-chosen embeddings --------------------------------------
@@ -269,31 +354,43 @@ def test_task_satisfies_the_interface_and_its_search_space_fits():
     check_against_task(spec, task.config_model, space)
 
 
-def test_demo_data_is_deterministic_balanced_and_split_by_object(tmp_path, demo_dir):
-    task.check_data(demo_dir)
+def test_demo_data_is_an_mvcnn_render_tree_deterministic_and_split_by_object(tmp_path, demo_dir):
+    report = task.check_data(demo_dir)
+    assert not report.problems and not report.leaks, (report.problems, report.leaks)
+    assert report.layout == mvcnn.LAYOUT
+    assert report.splits == {"train": 108, "val": 24, "test": 36}
     task.make_demo_data(tmp_path, seed=0)
-    assert (tmp_path / "manifest.csv").read_bytes() == (demo_dir / "manifest.csv").read_bytes()
-    name = "images/object_0007_angled.png"
+    names = sorted(path.relative_to(demo_dir).as_posix() for path in demo_dir.rglob("*.png"))
+    assert names == sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.png"))
+    assert len(names) == 168 * 4 and all(mvcnn.VIEW_NAME.match(name.rsplit("/", 1)[1]) for name in names)
+    name = names[7]
     assert (tmp_path / name).read_bytes() == (demo_dir / name).read_bytes()
-    rows = manifest_data.read_manifest(demo_dir)
-    objects_by_split = {split: set() for split in manifest_data.SPLITS}
-    for row in rows:
-        objects_by_split[row.split] |= {row.view_a.split("_")[1], row.view_b.split("_")[1]}
-    train, val, test = objects_by_split.values()
-    assert not (train & val or train & test or val & test)
-    for split in manifest_data.SPLITS:
-        labels = [row.pair_label for row in rows if row.split == split]
-        assert labels.count(1) == labels.count(0) == len(objects_by_split[split])
+
+    plan = data.plan_dataset(demo_dir, MultiviewConfig())
+    objects = {
+        split: {pair.object_a for pair in pairs} | {pair.object_b for pair in pairs}
+        for split, pairs in plan.pairs.items()
+    }
+    assert not (objects["train"] & objects["val"] or objects["train"] & objects["test"]
+                or objects["val"] & objects["test"])
+    for split in ("val", "test"):
+        labels = [pair.label for pair in plan.pairs[split]]
+        assert labels.count(1) == labels.count(0) == 2 * report.splits[split]
+        negatives = [pair for pair in plan.pairs[split] if pair.label == 0]
+        assert sum(pair.class_a == pair.class_b for pair in negatives) == len(negatives) // 2
 
 
-def test_an_epoch_visits_each_positive_training_pair_once(demo_setup):
+def test_an_epoch_trains_on_one_positive_pair_of_each_object(demo_setup):
     batches = list(demo_setup.train_batches)
-    assert len(batches) == len(demo_setup.train_batches) == 104 // 16  # remainder dropped
+    assert len(batches) == len(demo_setup.train_batches) == 108 // 16  # remainder dropped
     seen = set()
     for images_a, images_b in batches:
         assert images_a.dtype == torch.uint8 and images_a.shape == images_b.shape
         seen |= {bytes(image.numpy()) for image in images_a}
     assert len(seen) == 16 * len(batches)
+    sampler = demo_setup.train_batches.batch_sampler
+    order = sampler.epoch_order(0)
+    assert len(order) == sampler.objects == 108
 
 
 def test_two_training_steps_give_finite_loss_and_gradients_to_the_shared_backbone(demo_setup):
@@ -318,7 +415,7 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         metrics = task.evaluate(demo_setup, split)
         assert {"auroc", "accuracy", "majority_rate", "threshold", "r1", "positive_similarity",
                 "negative_similarity", "chance/auroc", "chance/r1"} <= set(metrics)
-        assert metrics["chance/r1"] == pytest.approx(1 / 28)
+        assert metrics["chance/r1"] == pytest.approx(1 / (24 if split == "val" else 36))
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
     assert {"view_a/offdiag_cosine", "view_b/dim_std", "view_a/dim", "view_a_shuffled/r1",
@@ -368,3 +465,21 @@ def test_a_pretrained_cnn_backbone_is_handed_over_for_unfreezing(demo_dir, tmp_p
     )
     assert isinstance(setup.model, ViewEncoder)
     assert setup.unfreezable_blocks["backbone"][0] is setup.model.backbone.blocks[-1]
+
+
+def test_build_refuses_data_problems_but_leaves_split_leaks_to_the_sweep_gate(tmp_path):
+    """A leak is refused by `orchestrate sweep` unless --allow-data-leak; build then trains."""
+    from tests.fixtures.multiview.trees import mvcnn_name, write_mvcnn_tree, write_view
+
+    leaking = write_mvcnn_tree(tmp_path / "leaking", train=3, test=2, views=3)
+    for view in (1, 2):
+        write_view(leaking / "chair" / "test" / mvcnn_name("chair", 1, view), "copy", view)
+    assert task.check_data(leaking).leaks
+    setup = task.build(MultiviewConfig(**SMALL_CONFIG), leaking, torch.device("cpu"))
+    assert len(setup.train_batches) == 1
+
+    broken = write_mvcnn_tree(tmp_path / "broken", train=3, test=2, views=3)
+    for view in (2, 3):
+        (broken / "chair" / "train" / mvcnn_name("chair", 1, view)).unlink()
+    with pytest.raises(DataError, match=r"chair_0001\.obj\.shaded_v001\.png: the only view of object"):
+        task.build(MultiviewConfig(**SMALL_CONFIG), broken, torch.device("cpu"))

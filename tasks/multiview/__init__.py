@@ -1,4 +1,5 @@
-"""Contrastive learning between a front view and an angled view of one object; the task is `task`."""
+"""Contrastive learning between two views of one object (MVCNN renders, CO3D, MVImgNet, a pair
+manifest); the task is `task`."""
 
 from tasks.multiview.config import MultiviewConfig
 from tasks.multiview.task import MultiviewTask

@@ -46,6 +46,61 @@ class MultiviewConfig(ContrastiveConfig):
         "two views' normalised embeddings of each positive pair",
     )
 
+    # How the task turns a dataset of objects and their views into pairs (tasks/multiview/pairs.py)
+    # and splits (tasks/multiview/splits.py). A manifest of pairs is used as written instead.
+    pair_seed: int = Field(
+        0,
+        description="seed of which views pair up and which objects serve as negatives; keep it "
+        "fixed across a sweep so that every trial is scored on the same val and test pairs",
+    )
+    train_pairs_per_object: int = Field(
+        3,
+        ge=1,
+        description="positive view pairs drawn per training object; an epoch trains on one of "
+        "them per object, the next epoch on the next",
+    )
+    eval_pairs_per_object: int = Field(
+        2,
+        ge=1,
+        description="positive view pairs per val/test object, each with one negative pair (a "
+        "view of the object against a view of another object)",
+    )
+    same_class_negative_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="training: share of each pair's in-batch negatives drawn from its own class "
+        "(hard negatives), as far as class sizes allow; 0 = batches drawn at random",
+    )
+    eval_same_class_negative_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="val/test: share of negative pairs whose two objects share a class; keep it "
+        "fixed across a sweep so that trials are compared on the same pairs",
+    )
+    max_objects_per_split: Optional[int] = Field(
+        None,
+        ge=2,
+        description="pair at most this many objects per split (a fixed subset, chosen by a hash "
+        "of the object key), to bound memory and evaluation time on datasets of 10^5 objects "
+        "(CO3D, MVImgNet); None uses every object",
+    )
+    val_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of each class's training objects carved out as val when the dataset "
+        "has no val split of its own",
+    )
+    test_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of each class's objects carved out as test when the dataset has no "
+        "split of its own (MVImgNet; CO3D without set lists)",
+    )
+
     @model_validator(mode="after")
     def _vit_shape_fits(self) -> "MultiviewConfig":
         if self.backbone == "small_vit":

@@ -1,262 +1,242 @@
-"""The view-pair manifest layout: reading and checking the manifest, decoding a split's images.
+"""The multiview dataset as the task uses it: layout found, split by object, paired, checked.
 
-Layout under data_dir:
-    manifest.csv                  header `pair_id,view_a,view_b,pair_label,split`, one row per pair
-      or manifest.parquet         the same columns (read with pyarrow; manifest.csv wins if both)
-    <image files>                 png/jpg, at the paths the manifest names (relative to data_dir)
-pair_label is 1 when both views show the same object, 0 when they show different objects; split
-is train, val or test. Training uses a split's positive pairs; verification metrics use its
-positive and negative pairs, so val and test need both kinds, and train needs at least 2
-positives (one positive has no in-batch negative). Any problem raises DataError with one line
-naming the file (and row) and the fix.
+`plan_dataset` detects the layout (detect.py), has its reader list the objects and their views
+(layouts/), turns the dataset's own split into train/val/test (splits.py), builds the pairs
+(pairs.py) and checks everything a user can get wrong: every problem, and any image or object
+in two splits (overlap.py). A manifest of pairs skips the object steps and is used as written.
+`check_data` is that plan's report; loading.py decodes the pixels.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
 
-import torch
-from PIL import Image
+from tasks.base import DataReport
+from tasks.common.data_problems import ProblemList
+from tasks.common.image_headers import unreadable_image_reason
+from tasks.multiview.config import MultiviewConfig
+from tasks.multiview.detect import EXPECTED, detect_layout
+from tasks.multiview.layouts import manifest
+from tasks.multiview.objects import SPLITS, UNSPLIT, LayoutScan, ViewedObject
+from tasks.multiview.overlap import split_overlap
+from tasks.multiview.pairs import ViewPair, evaluation_pairs, same_class_share, training_pairs
+from tasks.multiview.splits import final_splits, fixed_subset
 
-from tasks.base import DataError
-from tasks.common.image_loading import load_image_uint8
-
-MANIFEST_CSV = "manifest.csv"
-MANIFEST_PARQUET = "manifest.parquet"
-COLUMNS = ("pair_id", "view_a", "view_b", "pair_label", "split")
-SPLITS = ("train", "val", "test")
-MIN_TRAIN_POSITIVES = 2
-
-
-@dataclass(frozen=True)
-class PairRow:
-    """One manifest row, validated. `where` names it in messages, e.g. `.../manifest.csv:7`."""
-
-    pair_id: str
-    view_a: str
-    view_b: str
-    pair_label: int
-    split: str
-    where: str
+MIN_OBJECTS_PER_SPLIT = 2  # a negative needs a second object; InfoNCE a second positive
+# Headers of every image are read up to this many images (ModelNet40's 147,732 renders: ~9 s of
+# CPU); beyond it (CO3D, MVImgNet: millions of frames) only those the pairs use.
+MAX_HEADERS_READ = 200_000
 
 
 @dataclass
-class ViewPairSplit:
-    """One split as loaded: each distinct image decoded once, pairs as indices into them.
+class DatasetPlan:
+    """What the task trains and evaluates on: the dataset root, each split's pairs, the report."""
 
-    images: (N, 3, S, S) uint8, image i read from image_paths[i]; view_a, view_b: (P,) long
-    indices into images; pair_labels: (P,) long in {0, 1}; pair_ids: P strings, manifest order.
-    """
-
-    image_paths: list[str]
-    images: torch.Tensor
-    view_a: torch.Tensor
-    view_b: torch.Tensor
-    pair_labels: torch.Tensor
-    pair_ids: list[str]
-
-    @property
-    def positives(self) -> torch.Tensor:
-        """(P,) bool: which pairs show the same object."""
-        return self.pair_labels == 1
+    root: Path
+    report: DataReport
+    pairs: dict[str, list[ViewPair]] = field(default_factory=dict)
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def manifest_path(data_dir: Path) -> Path:
-    """manifest.csv, else manifest.parquet; DataError when neither exists."""
-    for name in (MANIFEST_CSV, MANIFEST_PARQUET):
-        if (data_dir / name).is_file():
-            return data_dir / name
-    raise DataError(
-        f"{data_dir}: no manifest; add {MANIFEST_CSV} (or {MANIFEST_PARQUET}) with columns "
-        f"{','.join(COLUMNS)}"
+def _missing_or_empty(data_dir: Path) -> DataReport:
+    return DataReport(
+        layout="none",
+        problems=[
+            f"{data_dir}: missing or empty; put a multiview dataset there ({EXPECTED}) or write "
+            "the demo with: orchestrate data --task multiview --out DIR"
+        ],
     )
 
 
-def _missing_columns_error(path: Path, columns: list[str]) -> DataError:
-    missing = [column for column in COLUMNS if column not in columns]
-    return DataError(
-        f"{path}: missing column(s) {', '.join(missing)}; the header must name {','.join(COLUMNS)}"
-    )
+def plan_dataset(data_dir: Path, config: MultiviewConfig, read_headers: bool = True) -> DatasetPlan:
+    """The dataset under data_dir, split and paired as `config` says, with its full report.
 
-
-def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, raw row) of every non-blank csv row; the header must hold every column."""
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        header = [name.strip() for name in reader.fieldnames or []]
-        if not set(COLUMNS) <= set(header):
-            raise _missing_columns_error(path, header)
-        reader.fieldnames = header
-        for row in reader:
-            if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-                continue
-            yield f"{path}:{reader.line_num}", row
-
-
-def _parquet_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    import pyarrow.parquet as parquet
-
-    try:
-        table = parquet.read_table(path)
-    except Exception as error:  # pyarrow raises several types for a corrupt file
-        raise DataError(
-            f"{path}: unreadable parquet file ({first_line(error)}); rewrite it or use {MANIFEST_CSV}"
-        ) from None
-    if not set(COLUMNS) <= set(table.column_names):
-        raise _missing_columns_error(path, table.column_names)
-    for index, row in enumerate(table.select(list(COLUMNS)).to_pylist(), start=1):
-        yield f"{path} row {index}", row
-
-
-def _pair_label(value: Any, where: str) -> int:
-    """0 or 1 from an int, bool, integral float or the strings "0"/"1"; DataError otherwise."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Real) and math.isfinite(value) and value in (0, 1):
-        return int(value)
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    raise DataError(f"{where}: pair_label {value!r} is not 0 or 1; fix the row or delete it")
-
-
-def _text(row: dict[str, Any], column: str, where: str) -> str:
-    value = row.get(column)
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise DataError(f"{where}: {column} is empty; fill it in or delete the row")
-    return text
-
-
-def read_manifest(data_dir: Path) -> list[PairRow]:
-    """Every manifest row, validated (labels in {0, 1}, known split, unique pair_id, no blanks).
-
-    Checks no image file; see `check_data`.
-    """
-    data_dir = Path(data_dir)
-    path = manifest_path(data_dir)
-    records = _csv_records(path) if path.suffix == ".csv" else _parquet_records(path)
-    rows: list[PairRow] = []
-    seen: dict[str, str] = {}
-    for where, raw in records:
-        pair_id = _text(raw, "pair_id", where)
-        if pair_id in seen:
-            raise DataError(
-                f"{where}: pair_id {pair_id!r} already used at {seen[pair_id]}; make pair ids unique"
-            )
-        seen[pair_id] = where
-        split = _text(raw, "split", where)
-        if split not in SPLITS:
-            raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}; fix the row")
-        rows.append(
-            PairRow(
-                pair_id=pair_id,
-                view_a=_text(raw, "view_a", where),
-                view_b=_text(raw, "view_b", where),
-                pair_label=_pair_label(raw.get("pair_label"), where),
-                split=split,
-                where=where,
-            )
-        )
-    if not rows:
-        raise DataError(f"{path}: the manifest lists no pairs; add one row per view pair")
-    return rows
-
-
-def check_split_composition(rows: list[PairRow], manifest: Path) -> None:
-    """Train has >= 2 positive pairs; val and test each have a positive and a negative pair."""
-    for split in SPLITS:
-        labels = [row.pair_label for row in rows if row.split == split]
-        positives, negatives = labels.count(1), labels.count(0)
-        if split == "train" and positives < MIN_TRAIN_POSITIVES:
-            raise DataError(
-                f"{manifest}: split train has {positives} positive pair(s), needs at least "
-                f"{MIN_TRAIN_POSITIVES} for in-batch contrast; add pairs with pair_label 1"
-            )
-        if split != "train" and (positives == 0 or negatives == 0):
-            kind = "positive (pair_label 1)" if positives == 0 else "negative (pair_label 0)"
-            raise DataError(
-                f"{manifest}: split {split} has no {kind} pair, so verification metrics are "
-                f"undefined; add {kind} rows with split {split}"
-            )
-
-
-def check_image_files(rows: list[PairRow], data_dir: Path, manifest: Path) -> None:
-    """Every image a row names exists and opens as an image (header only, no pixels decoded)."""
-    checked: set[str] = set()
-    for row in rows:
-        for column, relative in (("view_a", row.view_a), ("view_b", row.view_b)):
-            if relative in checked:
-                continue
-            path = data_dir / relative
-            if not path.is_file():
-                raise DataError(
-                    f"{row.where}: {column} image {path} does not exist; add the file or fix the path"
-                )
-            try:
-                with Image.open(path):
-                    pass
-            except Exception as error:  # PIL raises several types for unreadable files
-                raise DataError(
-                    f"{path}: unreadable image ({first_line(error)}); replace it or remove the rows "
-                    f"naming it from {manifest.name}"
-                ) from None
-            checked.add(relative)
-
-
-def check_data(data_dir: Path) -> None:
-    """Cheap checks of the whole layout: manifest rows, split composition, image headers.
-
-    Raises DataError (one line) on the first problem; decodes no pixels.
+    read_headers: open image files, header only (every view up to MAX_HEADERS_READ, else the
+    views the pairs use); `check_data` does, `build` leaves it to decoding. Never raises for
+    problems in the data: they are in the report.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir() or not any(data_dir.iterdir()):
-        raise DataError(
-            f"{data_dir}: missing or empty; put a view-pair dataset (manifest + images) there or "
-            "write the demo with: orchestrate data --task multiview --out DIR"
+        return DatasetPlan(data_dir, _missing_or_empty(data_dir))
+    detected = detect_layout(data_dir)
+    if detected is None:
+        report = DataReport(
+            layout="not recognised",
+            problems=[f"{data_dir}: no multiview layout recognised; expected {EXPECTED}"],
         )
-    rows = read_manifest(data_dir)
-    manifest = manifest_path(data_dir)
-    check_split_composition(rows, manifest)
-    check_image_files(rows, data_dir, manifest)
+        return DatasetPlan(data_dir, report)
+    if detected.reader is manifest:
+        plan = _plan_from_manifest(detected.root, read_headers)
+    else:
+        plan = _plan_from_objects(detected.reader.read(detected.root), config, read_headers)
+    if detected.note:
+        plan.report.sources.insert(0, detected.note)
+    return plan
 
 
-def load_split(data_dir: Path, rows: list[PairRow], split: str, image_size: int) -> ViewPairSplit:
-    """Decode the images of one split's pairs once each into uint8 tensors.
+def check_data(data_dir: Path) -> DataReport:
+    """The report of the dataset under data_dir at the default settings (image headers read)."""
+    return plan_dataset(Path(data_dir), MultiviewConfig(), read_headers=True).report
 
-    rows: from `read_manifest`. Assumes `check_data` passed; a file that fails to decode still
-    raises DataError naming it.
-    """
-    data_dir = Path(data_dir)
-    split_rows = [row for row in rows if row.split == split]
-    index_of: dict[str, int] = {}
-    for row in split_rows:
-        index_of.setdefault(row.view_a, len(index_of))
-        index_of.setdefault(row.view_b, len(index_of))
-    images = torch.empty((len(index_of), 3, image_size, image_size), dtype=torch.uint8)
-    for relative, index in index_of.items():
-        path = data_dir / relative
-        try:
-            images[index] = load_image_uint8(path, image_size)
-        except Exception as error:  # PIL raises several types for corrupt files
-            raise DataError(
-                f"{path}: cannot decode image ({first_line(error)}); replace it or remove the rows "
-                "naming it from the manifest"
-            ) from None
-    return ViewPairSplit(
-        image_paths=list(index_of),
-        images=images,
-        view_a=torch.tensor([index_of[row.view_a] for row in split_rows], dtype=torch.long),
-        view_b=torch.tensor([index_of[row.view_b] for row in split_rows], dtype=torch.long),
-        pair_labels=torch.tensor([row.pair_label for row in split_rows], dtype=torch.long),
-        pair_ids=[row.pair_id for row in split_rows],
+
+def _own_split_counts(scan: LayoutScan) -> str:
+    counts = [
+        f"{len(objects)}" if split == UNSPLIT else f"{split} {len(objects)}"
+        for split, objects in scan.objects.items()
+    ]
+    return f"{', '.join(counts)} objects" if counts else "no objects"
+
+
+def _views_line(objects: list[ViewedObject]) -> str:
+    counts = [len(item.views) for item in objects]
+    if not counts:
+        return "views: none"
+    spread = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+    return f"views: {sum(counts)} images, {spread} per object"
+
+
+def _pairs_line(config: MultiviewConfig, pairs: dict[str, list[ViewPair]]) -> str:
+    parts = [
+        f"train {len(pairs['train'])} positive ({config.train_pairs_per_object} per object; an "
+        "epoch trains on one per object)"
+    ]
+    for split in ("val", "test"):
+        positives = sum(pair.label for pair in pairs[split])
+        negatives = len(pairs[split]) - positives
+        share = same_class_share(pairs[split])
+        same = "" if share != share else f", {share:.0%} of negatives from the same class"
+        asked = config.eval_same_class_negative_share
+        if negatives and round(share * negatives) != round(asked * negatives):
+            same += f" ({asked:.0%} asked: too few objects share a class)"
+        parts.append(f"{split} {positives} positive + {negatives} negative{same}")
+    return f"pairs (pair_seed {config.pair_seed}): {'; '.join(parts)}"
+
+
+def _read_headers(
+    scan: LayoutScan,
+    splits: dict[str, list[ViewedObject]],
+    pairs: dict[str, list[ViewPair]],
+    problems: ProblemList,
+) -> str:
+    """Open every view's header (only the views the pairs use, beyond MAX_HEADERS_READ); each
+    unreadable one is a problem. Returns the source line saying which were read."""
+    every = sorted({view for split in SPLITS for item in splits[split] for view in item.views})
+    if len(every) <= MAX_HEADERS_READ:
+        chosen, line = every, f"image headers read: all {len(every)} images"
+    else:
+        chosen = sorted(
+            {view for listed in pairs.values() for pair in listed for view in (pair.view_a, pair.view_b)}
+        )
+        line = (
+            f"image headers read: the {len(chosen)} images the pairs use, of {len(every)} (all are "
+            f"read up to {MAX_HEADERS_READ})"
+        )
+    for relative in chosen:
+        reason = unreadable_image_reason(scan.root / relative)
+        if reason is not None:
+            problems.add(f"{scan.root / relative}: unreadable image ({reason}); replace the file")
+    return line
+
+
+def _plan_from_objects(scan: LayoutScan, config: MultiviewConfig, read_headers: bool) -> DatasetPlan:
+    problems = ProblemList()
+    for line in scan.problems:
+        problems.add(line)
+    splits, carve_notes = final_splits(scan.objects, config.val_fraction, config.test_fraction)
+    usable: dict[str, list[ViewedObject]] = {}
+    for split in SPLITS:
+        for item in splits[split]:
+            if len(item.views) < 2:
+                problems.add(
+                    f"{scan.root / item.views[0]}: the only view of object {item.key} ({split}); a "
+                    "positive pair needs two views of one object: add its other views or remove it"
+                )
+        usable[split] = fixed_subset(
+            [item for item in splits[split] if len(item.views) >= 2], config.max_objects_per_split
+        )
+        if len(usable[split]) < MIN_OBJECTS_PER_SPLIT:
+            carved = split != "train" and split not in scan.objects
+            problems.add(
+                f"{scan.root}: split {split} has {len(usable[split])} object(s) with two or more "
+                f"views, needs at least {MIN_OBJECTS_PER_SPLIT} (a negative is another object); "
+                + (f"add objects or raise {split}_fraction" if carved else "add objects to it")
+            )
+    leak = split_overlap(
+        f"{scan.root} ({scan.split_source})",
+        ((split, item.key, item.views) for split in SPLITS for item in splits[split]),
     )
+    pairs = {"train": training_pairs(usable["train"], config.train_pairs_per_object, config.pair_seed)}
+    for split in ("val", "test"):
+        pairs[split] = (
+            evaluation_pairs(
+                split,
+                usable[split],
+                config.eval_pairs_per_object,
+                config.eval_same_class_negative_share,
+                config.pair_seed,
+            )
+            if len(usable[split]) >= MIN_OBJECTS_PER_SPLIT
+            else []
+        )
+    sources = [f"split: {scan.split_source} ({_own_split_counts(scan)})", *carve_notes]
+    every_object = [item for split in SPLITS for item in splits[split]]
+    sources += [_views_line(every_object), _pairs_line(config, pairs)]
+    if config.max_objects_per_split is not None:
+        sources.append(
+            f"pairs drawn from at most {config.max_objects_per_split} objects per split "
+            f"(max_objects_per_split): "
+            + ", ".join(f"{split} {len(usable[split])} of {len(splits[split])}" for split in SPLITS)
+        )
+    if read_headers:
+        sources.append(_read_headers(scan, splits, pairs, problems))
+    report = DataReport(
+        layout=scan.layout,
+        splits={split: len(splits[split]) for split in SPLITS},
+        unit="objects",
+        sources=sources + scan.sources,
+        problems=problems.lines,
+        leaks=[leak] if leak else [],
+    )
+    return DatasetPlan(scan.root, report, pairs)
+
+
+def _plan_from_manifest(root: Path, read_headers: bool) -> DatasetPlan:
+    problems = ProblemList()
+    rows, has_objects = manifest.read_manifest(root, problems)
+    path = manifest.manifest_path(root)
+    if rows:
+        manifest.check_split_composition(rows, path, problems)
+        manifest.check_image_files(rows, root, path, problems, read_headers)
+    if has_objects:
+        members = [
+            member
+            for row in rows
+            for member in (
+                (row.split, row.object_a, (row.view_a,)),
+                (row.split, row.object_b, (row.view_b,)),
+            )
+        ]
+        objects_line = "objects: named by the object_a/object_b columns"
+    else:
+        members = [(row.split, None, (row.view_a, row.view_b)) for row in rows]
+        objects_line = (
+            "objects: not named (no object_a/object_b columns), so splits are checked by image file only"
+        )
+    leak = split_overlap(str(path), members)
+    pairs = {
+        split: [
+            ViewPair(row.pair_id, row.view_a, row.view_b, row.pair_label, row.object_a, row.object_b)
+            for row in rows
+            if row.split == split
+        ]
+        for split in SPLITS
+    }
+    report = DataReport(
+        layout=manifest.LAYOUT,
+        splits={split: len(pairs[split]) for split in SPLITS},
+        unit="pairs",
+        sources=[f"split: the split column of {path.name}", objects_line],
+        problems=problems.lines,
+        leaks=[leak] if leak else [],
+    )
+    return DatasetPlan(root, report, pairs)

@@ -1,19 +1,18 @@
-"""A procedural view-pair dataset: drawn objects seen from the front and at an angle.
+"""A procedural multiview dataset written as ModelNet40 MVCNN renders: drawn objects, 4 views each.
 
-Each object is a body shape (5 kinds) in a body colour (8 hues, jittered) carrying a marking
-pattern (7 kinds: stripes, dots, checks, a ring, a cross, ...) in a darker ink. Objects come in
-families of two that share shape, colour and ink and differ only in their pattern, so a sibling
-is a hard negative that only the marking tells apart. Each object is drawn twice at 32x32: a
-front view (small jitter) and an angled view (horizontal squash with perspective, shear,
-rotation, a small change of lighting). Per split, every object gives one positive pair (its
-front and angled views) and every family two negatives: one hard (front of one sibling, angled
-view of the other) and one random (a front view against the angled view of an object of another
-family of the same split), so labels are balanced. Splits are by family: no object is in two.
+Layout (tasks/multiview/layouts/mvcnn.py): `<class>/<train|test>/<class>_<NNNN>.obj.shaded_v<VVV>.png`,
+so the default demo runs the real reader, split and pair generation. A class is a body shape (5
+kinds) in a body colour (8 hues, jittered), e.g. `hexagon_teal`; its 14 objects carry a marking
+pattern (7 kinds: stripes, dots, checks, a ring, a cross, ...) in a dark or a light ink, so a
+classmate is a hard negative that only the marking tells apart. Each object is drawn four times
+at 32x32: v001 from the front (small jitter), v002..v004 at an angle (horizontal squash with
+perspective, shear, rotation, a change of lighting). As in ModelNet40, objects are numbered per
+class and the first ones are train, the last ones test: 11 and 3 per class, 132 and 36 objects;
+the task carves val out of train by object (24 objects), leaving 108 to train.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from dataclasses import dataclass
@@ -22,34 +21,35 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks.multiview.data import COLUMNS, MANIFEST_CSV
-
-IMAGES_DIR = "images"
 IMAGE_SIDE = 32
 CANVAS = 64  # drawn at twice the size, then downsampled: smooth edges at 32x32
-FAMILIES = {"train": 52, "val": 14, "test": 14}  # 2 objects each: 104 / 28 / 28 objects
+CLASSES = 12
+TRAIN_OBJECTS_PER_CLASS = 11  # of 14 (7 patterns x 2 inks); the other 3 are test
+VIEWS = 4  # v001 front, the others angled
 BACKGROUND = (222, 222, 218)
 
 SHAPES = ("circle", "square", "triangle", "hexagon", "diamond")
 PATTERNS = ("horizontal_stripes", "vertical_stripes", "diagonal_stripes", "dots", "checks", "ring", "cross")
-BODY_COLOURS = (
-    (205, 50, 45),
-    (45, 150, 65),
-    (45, 85, 210),
-    (225, 190, 40),
-    (140, 60, 175),
-    (235, 125, 30),
-    (40, 170, 175),
-    (200, 70, 140),
-)
+BODY_COLOURS = {
+    "red": (205, 50, 45),
+    "green": (45, 150, 65),
+    "blue": (45, 85, 210),
+    "yellow": (225, 190, 40),
+    "purple": (140, 60, 175),
+    "orange": (235, 125, 30),
+    "teal": (40, 170, 175),
+    "pink": (200, 70, 140),
+}
+LIGHT_INK_MIX = 0.6  # light ink: the body colour moved this far towards white
 
 
 @dataclass(frozen=True)
 class DemoObject:
-    """What makes an object: its family, body shape, colours and marking pattern."""
+    """What makes an object: its class (body shape and colour), its ink and marking pattern."""
 
-    index: int
-    family: int
+    class_name: str
+    number: int  # 1-based within the class, as in ModelNet40's <class>_<NNNN>
+    split: str
     shape: str
     body: tuple[int, int, int]
     ink: tuple[int, int, int]
@@ -199,66 +199,36 @@ def jittered(colour: tuple[int, int, int], rng: random.Random, spread: int) -> t
     return tuple(max(0, min(255, channel + rng.randint(-spread, spread))) for channel in colour)
 
 
-def make_objects(rng: random.Random) -> dict[str, list[list[DemoObject]]]:
-    """Split -> families -> their two objects (same shape, colour and ink; other pattern)."""
-    families: dict[str, list[list[DemoObject]]] = {split: [] for split in FAMILIES}
-    index = 0
-    family_number = 0
-    for split, count in FAMILIES.items():
-        for _ in range(count):
-            shape = rng.choice(SHAPES)
-            body = jittered(rng.choice(BODY_COLOURS), rng, 20)
-            ink = tuple(int(channel * rng.uniform(0.25, 0.45)) for channel in body)
-            patterns = rng.sample(PATTERNS, 2)
-            members = [
-                DemoObject(index + k, family_number, shape, body, ink, pattern)
-                for k, pattern in enumerate(patterns)
-            ]
-            families[split].append(members)
-            index += 2
-            family_number += 1
-    return families
+def make_objects(rng: random.Random) -> list[DemoObject]:
+    """Every object: CLASSES classes of distinct (shape, colour), 7 patterns x 2 inks each."""
+    combinations = [(shape, colour) for shape in SHAPES for colour in BODY_COLOURS]
+    objects = []
+    for shape, colour in rng.sample(combinations, CLASSES):
+        body = jittered(BODY_COLOURS[colour], rng, 20)
+        dark = tuple(int(channel * rng.uniform(0.25, 0.45)) for channel in body)
+        light = tuple(int(channel + (255 - channel) * LIGHT_INK_MIX) for channel in body)
+        markings = [(pattern, ink) for pattern in PATTERNS for ink in (dark, light)]
+        rng.shuffle(markings)
+        for number, (pattern, ink) in enumerate(markings, start=1):
+            split = "train" if number <= TRAIN_OBJECTS_PER_CLASS else "test"
+            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, ink, pattern))
+    return objects
 
 
-def image_name(item: DemoObject, view: str) -> str:
-    return f"{IMAGES_DIR}/object_{item.index:04d}_{view}.png"
-
-
-def split_pairs(
-    split: str, families: list[list[DemoObject]], rng: random.Random
-) -> list[tuple[str, str, int]]:
-    """(view_a, view_b, pair_label) of a split: positives, hard and random negatives."""
-    pairs = []
-    for number, (first, second) in enumerate(families):
-        for item in (first, second):
-            pairs.append((image_name(item, "front"), image_name(item, "angled"), 1))
-        pairs.append((image_name(first, "front"), image_name(second, "angled"), 0))
-        other_family = rng.choice([k for k in range(len(families)) if k != number])
-        stranger = rng.choice(families[other_family])
-        pairs.append((image_name(second, "front"), image_name(stranger, "angled"), 0))
-    rng.shuffle(pairs)
-    return pairs
+def image_name(item: DemoObject, view: int) -> str:
+    """The render's path, e.g. `hexagon_teal/train/hexagon_teal_0003.obj.shaded_v002.png`."""
+    return f"{item.class_name}/{item.split}/{item.class_name}_{item.number:04d}.obj.shaded_v{view:03d}.png"
 
 
 def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write images/ and manifest.csv under root (created if missing); deterministic in seed."""
+    """Write the render tree under root (created if missing); deterministic in seed."""
     root = Path(root)
-    (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     noise_rng = np.random.default_rng(seed)
-    families = make_objects(rng)
-    for split_families in families.values():
-        for family in split_families:
-            for item in family:
-                layer = draw_object(item)
-                for view, render in (("front", front_view), ("angled", angled_view)):
-                    noise = noise_rng.normal(0.0, 4.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
-                    render(layer, rng, noise).save(root / image_name(item, view))
-    with (root / MANIFEST_CSV).open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(COLUMNS)
-        pair_number = 0
-        for split, split_families in families.items():
-            for view_a, view_b, label in split_pairs(split, split_families, rng):
-                writer.writerow([f"pair_{pair_number:05d}", view_a, view_b, label, split])
-                pair_number += 1
+    for item in make_objects(rng):
+        (root / item.class_name / item.split).mkdir(parents=True, exist_ok=True)
+        layer = draw_object(item)
+        for view in range(1, VIEWS + 1):
+            render = front_view if view == 1 else angled_view
+            noise = noise_rng.normal(0.0, 4.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
+            render(layer, rng, noise).save(root / image_name(item, view))

@@ -15,8 +15,8 @@ from tasks.multiview.config import MultiviewConfig
 class ViewEncoder(nn.Module):
     """Maps a view of an object to an L2-normalised (B, embed_dim) embedding.
 
-    Both views go through the same weights (a siamese encoder): a front view and an angled view
-    of one object must land together, and the model cannot tell which view it is given.
+    Both views go through the same weights (a siamese encoder): two views of one object must
+    land together, and the model cannot tell which view it is given.
     """
 
     def __init__(self, backbone: ImageEncoder, embed_dim: int, dropout: float):

@@ -1,33 +1,92 @@
-"""How a training epoch draws positive pairs: each once per epoch, in a fresh seeded order.
+"""How a training epoch is cut into batches of positive pairs.
 
-Only positive pairs (pair_label 1) train: pair i's two views are each other's positive and the
-other pairs of the batch are its negatives. The order comes from a generator seeded with
-`seed + epoch`, so a trial is reproducible from its config alone.
+Only positive pairs train: pair i's two views are each other's positive and the other pairs of
+the batch are its negatives. So that a negative is never the same object, an epoch takes one
+positive pair per object (object k's pairs in turn, epoch after epoch). So that a chosen share
+of those negatives are hard, objects are dealt in same-class groups of
+1 + round(share x (batch_size - 1)): with share 0 every group is one object and batches are
+random; with share s about s of each pair's in-batch negatives share its class, as far as
+class sizes allow. Everything is drawn from `seed + epoch`: a trial is reproducible from its
+config alone.
 """
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
 from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """Yields every index of range(count) once per pass, in an order fixed by seed and epoch."""
+def group_size(same_class_share: float, batch_size: int) -> int:
+    """Objects of one class dealt together so that `same_class_share` of negatives share it."""
+    return 1 + round(same_class_share * (batch_size - 1))
 
-    def __init__(self, count: int, seed: int):
-        self.count = count
+
+def keeps_last_partial_batch(count: int, batch_size: int) -> bool:
+    """The last partial batch is dropped when there are at least 2 full batches (a tiny final
+    batch gives InfoNCE almost no negatives) or when it would hold a single pair (no negative
+    at all); otherwise the whole split is kept."""
+    return not (count >= 2 * batch_size or count % batch_size == 1)
+
+
+class ObjectBatchSampler(Sampler[list[int]]):
+    """Yields batches of pair indices, one positive pair per object per epoch (see module doc).
+
+    pair_objects, pair_classes: per positive pair, its object and its class (any hashable).
+    """
+
+    def __init__(
+        self,
+        pair_objects: list[str],
+        pair_classes: list[str],
+        batch_size: int,
+        same_class_share: float,
+        seed: int,
+    ):
+        self.pairs_of: dict[str, list[int]] = defaultdict(list)
+        self.class_of: dict[str, str] = {}
+        for index, (item, class_name) in enumerate(zip(pair_objects, pair_classes)):
+            self.pairs_of[item].append(index)
+            self.class_of[item] = class_name
+        self.batch_size = batch_size
+        self.group = group_size(same_class_share, batch_size)
         self.seed = seed
         self.epoch = 0
 
-    def __len__(self) -> int:
-        return self.count
+    @property
+    def objects(self) -> int:
+        return len(self.pairs_of)
 
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+    def __len__(self) -> int:
+        full, rest = divmod(self.objects, self.batch_size)
+        return full + (1 if rest and keeps_last_partial_batch(self.objects, self.batch_size) else 0)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """The pair indices of one epoch, in batch order (one pair per object)."""
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        by_class: dict[str, list[str]] = defaultdict(list)
+        for item in self.pairs_of:
+            by_class[self.class_of[item]].append(item)
+        groups: list[list[str]] = []
+        for class_name in sorted(by_class):
+            members = by_class[class_name]
+            rng.shuffle(members)
+            groups += [members[start : start + self.group] for start in range(0, len(members), self.group)]
+        rng.shuffle(groups)
+        return [
+            self.pairs_of[item][epoch % len(self.pairs_of[item])]
+            for members in groups
+            for item in members
+        ]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self.epoch_order(self.epoch)
         self.epoch += 1
-        return iter(torch.randperm(self.count, generator=generator).tolist())
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        return iter(batches[: len(self)])
 
 
 class PositivePairs(Dataset):
@@ -46,19 +105,14 @@ class PositivePairs(Dataset):
 
 
 def training_batches(
-    pairs: PositivePairs, batch_size: int, seed: int, num_workers: int = 0
+    pairs: PositivePairs,
+    pair_objects: list[str],
+    pair_classes: list[str],
+    batch_size: int,
+    same_class_share: float,
+    seed: int,
+    num_workers: int = 0,
 ) -> DataLoader:
-    """A re-iterable DataLoader of (view_a images, view_b images) batches, one pass per epoch.
-
-    The last partial batch is dropped when there are at least 2 full batches (a tiny final batch
-    gives InfoNCE almost no negatives), or when it would hold a single pair (no negative at
-    all); otherwise the whole split is kept.
-    """
-    return DataLoader(
-        pairs,
-        batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(pairs), seed),
-        drop_last=len(pairs) >= 2 * batch_size or len(pairs) % batch_size == 1,
-        num_workers=num_workers,
-        persistent_workers=False,
-    )
+    """A re-iterable DataLoader of (view_a images, view_b images) batches, one pass per epoch."""
+    sampler = ObjectBatchSampler(pair_objects, pair_classes, batch_size, same_class_share, seed)
+    return DataLoader(pairs, batch_sampler=sampler, num_workers=num_workers, persistent_workers=False)

@@ -1,8 +1,9 @@
 """The `multiview` task: a shared encoder trained so that two views of one object match.
 
 The orchestrator drives it only through the `tasks.base.Task` interface: this module wires the
-manifest data (data.py, sampling.py), the model (model.py), the loss (loss.py) and the shared
-verification, retrieval and embedding metrics (tasks/common/) together.
+data (data.py: any layout the task reads, split by object, paired; sampling.py: batches), the
+model (model.py), the loss (loss.py) and the shared verification, retrieval and embedding
+metrics (tasks/common/) together.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tasks.base import INF, TrialSetup
+from tasks.base import INF, DataReport, TrialSetup
 from tasks.common.embedding_stats import (
     EMBEDDING_PROBE_BOUNDS,
     PAIR_SIMILARITY_BOUNDS,
@@ -25,6 +26,7 @@ from tasks.common.pair_verification import best_accuracy_threshold, verification
 from tasks.common.retrieval_metrics import retrieval_metrics
 from tasks.multiview import data, demo
 from tasks.multiview.config import MultiviewConfig
+from tasks.multiview.loading import ViewPairSplit, load_split
 from tasks.multiview.loss import multiview_loss
 from tasks.multiview.model import ViewEncoder, build_view_encoder
 from tasks.multiview.sampling import PositivePairs, training_batches
@@ -70,7 +72,7 @@ def encode_images(model: ViewEncoder, images: torch.Tensor, device: Any) -> torc
     return torch.cat(parts)
 
 
-def pair_cosines(embeddings: torch.Tensor, split: data.ViewPairSplit) -> torch.Tensor:
+def pair_cosines(embeddings: torch.Tensor, split: ViewPairSplit) -> torch.Tensor:
     """(P,) cosine of each pair's two views, from the split's (N, d) unit image embeddings."""
     return (embeddings[split.view_a] * embeddings[split.view_b]).sum(dim=-1)
 
@@ -86,7 +88,7 @@ def positive_pair_r1(view_a: torch.Tensor, view_b: torch.Tensor) -> float:
 
 
 class MultiviewTask:
-    """Front vs angled view contrastive learning; target metric val/auroc (higher is better)."""
+    """Two views of one object matched by a shared encoder; target metric val/auroc (max)."""
 
     name = "multiview"
     metric = "val/auroc"
@@ -95,27 +97,34 @@ class MultiviewTask:
     value_bounds = VALUE_BOUNDS
 
     def make_demo_data(self, root: Path, seed: int = 0) -> None:
-        """Write the procedural drawn-objects dataset in the manifest layout (see demo.py)."""
+        """Write the procedural drawn-objects dataset as an MVCNN render tree (see demo.py)."""
         demo.make_demo_data(Path(root), seed)
 
-    def check_data(self, data_dir: Path) -> None:
-        """Cheap layout checks; DataError with one line on the first problem."""
-        data.check_data(Path(data_dir))
+    def check_data(self, data_dir: Path) -> DataReport:
+        """The layout found, objects (or manifest pairs) per split, every problem, split leaks."""
+        return data.check_data(Path(data_dir))
 
     def build(self, config: MultiviewConfig, data_dir: Path, device: Any) -> TrialSetup:
-        """Load train and val, build the seeded shared encoder on `device`."""
-        data_dir = Path(data_dir)
-        data.check_data(data_dir)
-        rows = data.read_manifest(data_dir)
-        train = data.load_split(data_dir, rows, "train", config.image_size)
-        positives = train.positives
-        pairs = PositivePairs(train.images, train.view_a[positives], train.view_b[positives])
+        """Split and pair the data as `config` says, load train and val, build the seeded
+        shared encoder on `device`. DataError on a problem in the data; an image or object in
+        two splits is refused before any trial (orchestrate sweep, unless --allow-data-leak)."""
+        plan = data.plan_dataset(Path(data_dir), config, read_headers=False)
+        plan.report.raise_if_unusable(allow_leaks=True)
+        positives = [pair for pair in plan.pairs["train"] if pair.label == 1]
+        train = load_split(plan.root, positives, config.image_size)
+        pairs = PositivePairs(train.images, train.view_a, train.view_b)
         torch.manual_seed(config.seed)
         model = build_view_encoder(config).to(device)
         setup = TrialSetup(
             model=model,
             train_batches=training_batches(
-                pairs, config.batch_size, config.seed, config.num_workers
+                pairs,
+                train.pair_objects,
+                train.pair_classes,
+                config.batch_size,
+                config.same_class_negative_share,
+                config.seed,
+                config.num_workers,
             ),
             device=device,
             unfreezable_blocks=model.unfreezable_blocks(
@@ -123,8 +132,8 @@ class MultiviewTask:
             ),
             extras={
                 "config": config,
-                "data_dir": data_dir,
-                "rows": rows,
+                "root": plan.root,
+                "pairs": plan.pairs,
                 "splits": {},
                 "embeddings": {},
                 "training_steps": 0,
@@ -171,23 +180,23 @@ class MultiviewTask:
             if setup.extras["val_threshold"] is None:
                 self.evaluate(setup, "val")
             threshold = setup.extras["val_threshold"]
-        positives = view_split.positives
+        targets = view_split.first_positive_per_object()
         return {
             **verification_metrics(scores, view_split.pair_labels, threshold),
             "r1": positive_pair_r1(
-                embeddings[view_split.view_a[positives]], embeddings[view_split.view_b[positives]]
+                embeddings[view_split.view_a[targets]], embeddings[view_split.view_b[targets]]
             ),
             "chance/auroc": CHANCE_AUROC,
-            "chance/r1": 1.0 / int(positives.sum()),
+            "chance/r1": 1.0 / len(targets),
         }
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
         """Per-view embedding statistics, R@1 with view_a shuffled, pair similarities, on val."""
         val = self._split(setup, "val")
         embeddings = self._embeddings(setup, "val")
-        positives = val.positives
-        view_a = embeddings[val.view_a[positives]]
-        view_b = embeddings[val.view_b[positives]]
+        targets = val.first_positive_per_object()
+        view_a = embeddings[val.view_a[targets]]
+        view_b = embeddings[val.view_b[targets]]
         # Every view_a moves to another pair, so no pair keeps its own object's two views.
         moved = view_a[derangement(len(view_a), PROBE_SHUFFLE_SEED)]
         scores = pair_cosines(embeddings, val)
@@ -195,18 +204,18 @@ class MultiviewTask:
             **embedding_statistics(embeddings[val.view_a.unique()], "view_a"),
             **embedding_statistics(embeddings[val.view_b.unique()], "view_b"),
             "view_a_shuffled/r1": positive_pair_r1(moved, view_b),
-            **pair_similarities(scores, positives),
+            **pair_similarities(scores, val.positives),
         }
 
-    def _split(self, setup: TrialSetup, split: str) -> data.ViewPairSplit:
+    def _split(self, setup: TrialSetup, split: str) -> ViewPairSplit:
         """The split's pairs and images, loaded from disk on first use and cached."""
         if split not in data.SPLITS:
             raise ValueError(f"unknown split {split!r}; use one of {', '.join(data.SPLITS)}")
         cache = setup.extras["splits"]
         if split not in cache:
             config: MultiviewConfig = setup.extras["config"]
-            cache[split] = data.load_split(
-                setup.extras["data_dir"], setup.extras["rows"], split, config.image_size
+            cache[split] = load_split(
+                setup.extras["root"], setup.extras["pairs"][split], config.image_size
             )
         return cache[split]
 

@@ -1,0 +1,1 @@
+"""One reader module per on-disk layout the multiview task accepts; detect.py picks one."""
