@@ -5,7 +5,6 @@ cache, and class-level attribute vectors refused as a label leak."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import numpy as np

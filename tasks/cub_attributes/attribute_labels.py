@@ -23,9 +23,13 @@ from tasks.common.file_cache import cache_path, load_cached, source_stamp, store
 
 COLUMNS = ("image_id", "attribute_id", "is_present", "certainty_id")
 CACHE_NAMESPACE = "cub_attributes"
-CACHE_FORMAT = "image_attribute_labels v1: int32 image_id, int32 attribute_id, int8 is_present, int8 certainty_id"
+CACHE_FORMAT = "image_attribute_labels v1: columns image_id, attribute_id, is_present, certainty_id"
 MAX_LISTED_LINES = 200  # bad lines named one by one per file; the rest are counted
 LINE_FORMAT = "'<image_id> <attribute_id> <is_present> <certainty_id> <time>'"
+# CUB certainty ids: 1 not visible, 2 guessing, 3 probably, 4 definitely.
+CERTAINTY_IDS = (1, 2, 3, 4)
+NOT_VISIBLE = 1
+EXAMPLES = 3  # example lines named per kind of bad line
 
 
 @dataclass
@@ -151,11 +155,6 @@ def read_attribute_label_lines(path: Path, use_cache: bool = True) -> AttributeL
         lines.cache_file = store_cached(path, CACHE_NAMESPACE, CACHE_FORMAT, lines.arrays(), stamp)
     return lines
 
-
-# CUB certainty ids: 1 not visible, 2 guessing, 3 probably, 4 definitely.
-CERTAINTY_IDS = (1, 2, 3, 4)
-NOT_VISIBLE = 1
-EXAMPLES = 3
 
 
 def examples(image_id: np.ndarray, attribute_id: np.ndarray, bad: np.ndarray) -> str:

@@ -22,7 +22,11 @@ from PIL import Image
 
 from tasks.base import DataReport
 from tasks.common.data_problems import ProblemList
-from tasks.cub_attributes.attribute_labels import label_matrices, read_attribute_label_lines
+from tasks.cub_attributes.attribute_labels import (
+    AttributeLabelLines,
+    label_matrices,
+    read_attribute_label_lines,
+)
 from tasks.cub_attributes.id_tables import id_mismatch, integer_values, read_id_table
 from tasks.cub_attributes.layout import DATASET_FOLDER, CubLayout, find_layout
 from tasks.cub_attributes.leaks import class_level_attribute_leak
@@ -82,15 +86,19 @@ class CubAnnotations:
         return split_rows(self.is_training, self.labels, split, val_fraction, seed)
 
 
-def read_tables(layout: CubLayout, problems: ProblemList, sources: list[str], use_cache: bool) -> CubAnnotations | None:
-    """Read and cross-check the text files; None when any problem stops the rest making sense."""
-    root = layout.root
-    paths = {name: root / name for name in REQUIRED_FILES}
-    for name, what in REQUIRED_FILES.items():
-        if not paths[name].is_file():
-            problems.add(f"{paths[name]}: missing; add the CUB-200-2011 file with {what}")
-    if problems:
-        return None
+@dataclass
+class IdTables:
+    """The four id tables as read: image id -> path, -> is_training (0/1), -> class id; class id -> name."""
+
+    image_paths: dict[int, str]
+    is_training: dict[int, int]
+    class_ids: dict[int, int]
+    classes: dict[int, str]
+
+
+def read_id_tables(paths: dict[str, Path], problems: ProblemList) -> IdTables:
+    """Read images.txt, train_test_split.txt, image_class_labels.txt and classes.txt, adding every
+    malformed line, id disagreement and unknown value to `problems`."""
 
     def table(name: str, value_name: str) -> dict[int, str]:
         values, found = read_id_table(paths[name], value_name)
@@ -102,49 +110,61 @@ def read_tables(layout: CubLayout, problems: ProblemList, sources: list[str], us
     split_table = table(SPLIT_FILE, "is_training_image")
     labels_table = table(LABELS_FILE, "class_id")
     classes = table(CLASSES_FILE, "class name")
-    names = table_of_names(layout, problems)
-    image_ids = sorted(image_paths)
-    id_set = set(image_ids)
     for name, values in ((SPLIT_FILE, split_table), (LABELS_FILE, labels_table)):
-        mismatch = id_mismatch(paths[name], set(values), id_set, IMAGES_FILE)
-        if mismatch and id_set:
+        mismatch = id_mismatch(paths[name], set(values), set(image_paths), IMAGES_FILE)
+        if mismatch and image_paths:
             problems.add(mismatch)
     is_training, found = integer_values(paths[SPLIT_FILE], split_table, {0, 1}, "0 or 1")
-    class_ids, found_labels = integer_values(paths[LABELS_FILE], labels_table, set(classes), f"a class id of {CLASSES_FILE}")
+    class_ids, found_labels = integer_values(
+        paths[LABELS_FILE], labels_table, set(classes), f"a class id of {CLASSES_FILE}"
+    )
     for line in found + found_labels:
         problems.add(line)
+    return IdTables(image_paths, is_training, class_ids, classes)
 
+
+def read_tables(layout: CubLayout, problems: ProblemList, sources: list[str], use_cache: bool) -> CubAnnotations | None:
+    """Read and cross-check every text file; None when there is any problem."""
+    root = layout.root
+    paths = {name: root / name for name in REQUIRED_FILES}
+    for name, what in REQUIRED_FILES.items():
+        if not paths[name].is_file():
+            problems.add(f"{paths[name]}: missing; add the CUB-200-2011 file with {what}")
+    if problems:
+        return None
+    tables = read_id_tables(paths, problems)
+    names = table_of_names(layout, problems)
     label_lines = read_attribute_label_lines(paths[ATTRIBUTE_LABELS_FILE], use_cache=use_cache)
     for line in label_lines.problems:
         problems.add(line)
     sources.append(attribute_source(layout, paths[ATTRIBUTE_LABELS_FILE], label_lines))
-    if problems or not image_ids:
+    if problems or not tables.image_paths:
         return None
+    image_ids = sorted(tables.image_paths)
     sorted_ids = np.asarray(image_ids, dtype=np.int64)
     is_present, certainty, found = label_matrices(
         label_lines, paths[ATTRIBUTE_LABELS_FILE], sorted_ids, max(names) if names else None
     )
     for line in found:
         problems.add(line)
+    for wanted, word in ((1, "training"), (0, "test")):
+        if wanted not in tables.is_training.values():
+            problems.add(f"{paths[SPLIT_FILE]}: no {word} image (is_training_image {wanted}); CUB needs both splits")
     if problems:
         return None
-    class_order = sorted(classes)
+    class_order = sorted(tables.classes)
     class_index = {class_id: index for index, class_id in enumerate(class_order)}
-    annotations = CubAnnotations(
+    return CubAnnotations(
         root=root,
         image_ids=sorted_ids,
-        paths=[image_paths[i] for i in image_ids],
-        is_training=np.asarray([is_training[i] == 1 for i in image_ids]),
-        labels=np.asarray([class_index[class_ids[i]] for i in image_ids], dtype=np.int64),
-        class_names=[classes[c] for c in class_order],
+        paths=[tables.image_paths[i] for i in image_ids],
+        is_training=np.asarray([tables.is_training[i] == 1 for i in image_ids]),
+        labels=np.asarray([class_index[tables.class_ids[i]] for i in image_ids], dtype=np.int64),
+        class_names=[tables.classes[c] for c in class_order],
         is_present=is_present,
         certainty=certainty,
         attribute_names=[(names or {}).get(i + 1, f"attribute_{i + 1}") for i in range(is_present.shape[1])],
     )
-    for wanted, word in ((True, "training"), (False, "test")):
-        if not (annotations.is_training == wanted).any():
-            problems.add(f"{paths[SPLIT_FILE]}: no {word} image (is_training_image {int(wanted)}); CUB needs both splits")
-    return None if problems else annotations
 
 
 def table_of_names(layout: CubLayout, problems: ProblemList) -> dict[int, str] | None:
@@ -156,7 +176,7 @@ def table_of_names(layout: CubLayout, problems: ProblemList) -> dict[int, str] |
     return names or None
 
 
-def attribute_source(layout: CubLayout, path: Path, lines) -> str:
+def attribute_source(layout: CubLayout, path: Path, lines: AttributeLabelLines) -> str:
     how = "read from the cache of its parse" if lines.from_cache else "parsed"
     cached = f"; cache {lines.cache_file}" if lines.cache_file else "; not cached"
     return f"attribute labels: {layout.relative(path)} ({len(lines.image_id)} lines, {how}{cached})"
