@@ -1,4 +1,5 @@
-"""The CUB-200-2011 layout reader: tolerant parsing, errors that name the file, the val split."""
+"""The CUB-200-2011 reader on a tiny layout: tolerant parsing, every problem listed one line each
+naming the file, the certainty threshold, and the val split."""
 
 from __future__ import annotations
 
@@ -11,17 +12,25 @@ from PIL import Image
 from tasks.base import DataError
 from tasks.cub_attributes import data as cub
 from tasks.cub_attributes import task
+from tasks.cub_attributes.model_inputs import attribute_vectors, load_images
+from tasks.cub_attributes.splits import SPLITS, validation_split
 
 CLASSES = {1: "001.Black_footed_Albatross", 2: "002.Laysan_Albatross"}
 IMAGES_PER_CLASS = 4
 NUM_ATTRIBUTES = 3
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 def write_tiny_cub(root: Path) -> None:
     """2 classes x 4 images (ids 1..8; per class 3 training and 1 test), 3 attributes.
 
-    Image i has attribute 1 present "definitely", attribute 2 absent "probably", attribute 3
-    "not visible"; one attribute line has an extra field, as in the official file.
+    Every image has attribute 1 present "definitely" and attribute 3 "not visible"; attribute 2
+    is "probably" present on even ids and "probably" absent on odd ones (so the attributes vary
+    within a class, as real annotations do). One line has an extra field, as in the official file.
     """
     (root / "attributes").mkdir(parents=True)
     images, split, labels, attributes = [], [], [], []
@@ -33,7 +42,8 @@ def write_tiny_cub(root: Path) -> None:
         images.append(f"{image_id} {relative}")
         split.append(f"{image_id} {int(image_id % IMAGES_PER_CLASS != 0)}")
         labels.append(f"{image_id} {class_id}")
-        attributes += [f"{image_id} 1 1 4 3.5", f"{image_id} 2 0 3 1.25", f"{image_id} 3 0 1 0.5"]
+        attributes += [f"{image_id} 1 1 4 3.5", f"{image_id} 2 {int(image_id % 2 == 0)} 3 1.25",
+                       f"{image_id} 3 0 1 0.5"]
     attributes[4] += " 17.3"  # a malformed line with a 6th field
     files = {
         cub.IMAGES_FILE: images,
@@ -53,25 +63,45 @@ def tiny(tmp_path) -> Path:
     return tmp_path
 
 
+def only_problem(root: Path) -> str:
+    report = task.check_data(root)
+    assert len(report.problems) == 1, report.problems
+    assert "\n" not in report.problems[0]
+    return report.problems[0]
+
+
 def test_tiny_layout_reads_with_its_malformed_line_tolerated(tiny):
-    task.check_data(tiny)
+    report = task.check_data(tiny)
+    assert not report.problems and not report.leaks
+    assert report.layout == "CUB-200-2011 (the dataset folder itself)"
+    assert report.splits == {"train": 4, "val": 2, "test": 2}
     annotations = cub.read_annotations(tiny)
     assert annotations.image_ids.tolist() == list(range(1, 9))
     assert annotations.labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert annotations.class_names == list(CLASSES.values())
     assert annotations.attribute_names[0] == "has_bill_shape::hooked"  # names from attributes.txt
-    assert annotations.is_present[:, 0].all() and not annotations.is_present[:, 1:].any()
+    assert annotations.is_present[:, 0].all() and not annotations.is_present[:, 2].any()
+    assert annotations.is_present[:, 1].tolist() == [0, 1] * 4
     assert annotations.certainty[0].tolist() == [4, 3, 1]
     assert annotations.is_training.tolist() == [True, True, True, False] * 2
 
 
 def test_attribute_vectors_are_signed_and_weighted_by_certainty(tiny):
     annotations = cub.read_annotations(tiny)
-    rows = np.arange(2)
-    weighted = cub.attribute_vectors(annotations, rows, use_certainty=True)
-    assert weighted.tolist() == [[1.0, -0.75, 0.0]] * 2  # definitely, probably absent, not visible
-    plain = cub.attribute_vectors(annotations, rows, use_certainty=False)
-    assert plain.tolist() == [[1.0, -1.0, -1.0]] * 2
+    present, certainty = annotations.is_present[:2], annotations.certainty[:2]
+    weighted = attribute_vectors(present, certainty, use_certainty=True)
+    assert weighted.tolist() == [[1.0, -0.75, 0.0], [1.0, 0.75, 0.0]]  # definitely, probably, not visible
+    plain = attribute_vectors(present, certainty, use_certainty=False)
+    assert plain.tolist() == [[1.0, -1.0, -1.0], [1.0, 1.0, -1.0]]
+
+
+def test_certainty_threshold_counts_only_sure_annotations_as_present():
+    present = np.asarray([[1, 1, 1, 0]], dtype=np.uint8)
+    certainty = np.asarray([[2, 3, 4, 4]], dtype=np.uint8)  # guessing, probably, definitely
+    assert attribute_vectors(present, certainty, False, min_certainty=1).tolist() == [[1, 1, 1, -1]]
+    assert attribute_vectors(present, certainty, False, min_certainty=4).tolist() == [[-1, -1, 1, -1]]
+    # with certainty weights, annotations under the threshold carry no evidence at all
+    assert attribute_vectors(present, certainty, True, min_certainty=3).tolist() == [[0, 0.75, 1, -1]]
 
 
 def test_missing_attribute_lines_count_as_not_visible_and_names_are_optional(tiny):
@@ -81,7 +111,8 @@ def test_missing_attribute_lines_count_as_not_visible_and_names_are_optional(tin
     (tiny / "attributes.txt").unlink()
     annotations = cub.read_annotations(tiny)
     assert annotations.attribute_names == ["attribute_1", "attribute_2", "attribute_3"]
-    assert annotations.certainty[1, 0] == cub.NOT_VISIBLE and annotations.is_present[1, 0] == 0
+    assert annotations.certainty[1, 0] == 1 and annotations.is_present[1, 0] == 0
+    assert "attributes named attribute_<id>" in " ".join(task.check_data(tiny).sources)
 
 
 @pytest.mark.parametrize(
@@ -90,53 +121,66 @@ def test_missing_attribute_lines_count_as_not_visible_and_names_are_optional(tin
 )
 def test_missing_file_is_named_in_one_line(tiny, name):
     (tiny / name).unlink()
-    with pytest.raises(DataError, match=f"{name}: missing") as error:
-        task.check_data(tiny)
-    assert "\n" not in str(error.value)
+    assert f"{name}: missing" in only_problem(tiny)
+
+
+def test_every_missing_file_is_listed(tiny):
+    (tiny / cub.SPLIT_FILE).unlink()
+    (tiny / cub.CLASSES_FILE).unlink()
+    problems = task.check_data(tiny).problems
+    assert len(problems) == 2 and all("missing" in line for line in problems)
 
 
 def test_ids_that_do_not_match_across_files_name_the_file(tiny):
     path = tiny / cub.LABELS_FILE
     path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")  # drop image 8
-    with pytest.raises(DataError, match=r"image_class_labels.txt: lacks image ids \[8\]"):
-        task.check_data(tiny)
+    assert "image_class_labels.txt: lacks 1 image id(s) of images.txt [8]" in only_problem(tiny)
 
 
-def test_attribute_line_for_an_unknown_image_names_the_file_and_line(tiny):
+def test_attribute_lines_for_unknown_images_name_the_file_count_and_examples(tiny):
     path = tiny / cub.ATTRIBUTE_LABELS_FILE
-    path.write_text(path.read_text() + "99 1 1 4 2.0\n")
-    with pytest.raises(DataError, match=r"image_attribute_labels.txt:25: image id 99 is not in images.txt"):
-        task.check_data(tiny)
+    path.write_text(path.read_text() + "99 1 1 4 2.0\n99 2 0 4 2.0\n")
+    assert ("image_attribute_labels.txt: 2 line(s) name image ids not in images.txt "
+            "(image 99 attribute 1, image 99 attribute 2)") in only_problem(tiny)
 
 
 @pytest.mark.parametrize(
     "line, problem",
-    [("1 2 1", "expected '<image_id>"), ("1 7 1 4 2.0", "attribute id outside 1..3"),
-     ("1 2 1 9 2.0", "certainty id not in 1..4")],
+    [("1 2 1", "image_attribute_labels.txt:25: expected '<image_id>"),
+     ("1 x 1 4 2.0", "image_attribute_labels.txt:25: expected '<image_id>"),
+     ("1 7 1 4 2.0", "1 line(s) have an attribute id outside 1..3"),
+     ("1 2 1 9 2.0", "1 line(s) have a certainty id not in 1..4"),
+     ("1 2 1 4 2.0", "1 (image, attribute) pair(s) on more than one line (image 1 attribute 2)")],
 )
 def test_bad_attribute_lines_are_reported(tiny, line, problem):
     path = tiny / cub.ATTRIBUTE_LABELS_FILE
     path.write_text(path.read_text() + line + "\n")
-    with pytest.raises(DataError, match=problem) as error:
-        task.check_data(tiny)
-    assert "image_attribute_labels.txt" in str(error.value)
+    assert problem in only_problem(tiny)
+
+
+def test_every_bad_line_of_every_file_is_listed(tiny):
+    for name, extra in ((cub.IMAGES_FILE, "oops\n"), (cub.CLASSES_FILE, "x no_id\n"),
+                        (cub.ATTRIBUTE_LABELS_FILE, "1 2\n3\n")):
+        path = tiny / name
+        path.write_text(path.read_text() + extra)
+    problems = task.check_data(tiny).problems
+    assert len(problems) == 4, problems
+    assert sum("image_attribute_labels.txt:" in line for line in problems) == 2
 
 
 def test_class_id_unknown_to_classes_txt_is_reported(tiny):
     path = tiny / cub.LABELS_FILE
     path.write_text(path.read_text().replace("8 2", "8 3"))
-    with pytest.raises(DataError, match="image_class_labels.txt: image 8 has value '3'"):
-        task.check_data(tiny)
+    assert "image_class_labels.txt: image 8 has value '3'" in only_problem(tiny)
 
 
-def test_missing_and_unreadable_images_are_named(tiny):
-    image = tiny / cub.IMAGES_DIR / CLASSES[1] / "bird_2.jpg"
-    image.write_bytes(b"not an image at all")
-    with pytest.raises(DataError, match=r"bird_2\.jpg: unreadable image"):
-        task.check_data(tiny)
-    image.unlink()
-    with pytest.raises(DataError, match=r"bird_2\.jpg: listed in images.txt but missing"):
-        task.check_data(tiny)
+def test_missing_and_unreadable_images_are_all_named(tiny):
+    (tiny / cub.IMAGES_DIR / CLASSES[1] / "bird_2.jpg").write_bytes(b"not an image at all")
+    (tiny / cub.IMAGES_DIR / CLASSES[2] / "bird_6.jpg").unlink()
+    problems = task.check_data(tiny).problems
+    assert len(problems) == 2
+    assert any("bird_2.jpg: unreadable image" in line for line in problems)
+    assert any("bird_6.jpg: listed in images.txt but missing" in line for line in problems)
 
 
 def test_truncated_image_is_named_when_decoded(tiny):
@@ -144,29 +188,29 @@ def test_truncated_image_is_named_when_decoded(tiny):
     image.write_bytes(image.read_bytes()[:200])  # header intact, pixels cut off
     annotations = cub.read_annotations(tiny)
     with pytest.raises(DataError, match=r"bird_5\.jpg: cannot decode image"):
-        cub.load_images(tiny, annotations, np.arange(8), 16)
+        load_images(annotations.images_dir, annotations.paths, np.arange(8), 16)
 
 
-def test_empty_directory_raises_one_line(tmp_path):
-    with pytest.raises(DataError, match="missing or empty") as error:
-        task.check_data(tmp_path)
-    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+def test_empty_directory_is_one_problem(tmp_path):
+    assert str(tmp_path) in only_problem(tmp_path)
+    with pytest.raises(DataError, match="missing or empty"):
+        cub.read_annotations(tmp_path)
 
 
 def test_validation_split_is_stratified_disjoint_and_fixed_by_its_seed():
     labels = np.repeat(np.arange(4), 10)
     training_rows = np.flatnonzero(np.arange(40) % 5 != 0)  # 8 training rows per class
-    train, val = cub.validation_split(training_rows, labels, val_fraction=0.25, seed=1)
+    train, val = validation_split(training_rows, labels, val_fraction=0.25, seed=1)
     assert np.bincount(labels[val]).tolist() == [2, 2, 2, 2]
     assert set(train) | set(val) == set(training_rows) and not set(train) & set(val)
-    again_train, again_val = cub.validation_split(training_rows[::-1], labels, 0.25, seed=1)
+    again_train, again_val = validation_split(training_rows[::-1], labels, 0.25, seed=1)
     assert np.array_equal(val, again_val) and np.array_equal(train, again_train)
-    assert not np.array_equal(val, cub.validation_split(training_rows, labels, 0.25, seed=2)[1])
+    assert not np.array_equal(val, validation_split(training_rows, labels, 0.25, seed=2)[1])
 
 
 def test_splits_partition_the_images_and_test_is_the_official_test_set(tiny):
     annotations = cub.read_annotations(tiny)
-    rows = {split: cub.split_rows(annotations, split, 0.34, seed=0) for split in cub.SPLITS}
+    rows = {split: annotations.split_rows(split, 0.34, seed=0) for split in SPLITS}
     assert rows["test"].tolist() == [3, 7]
     assert len(rows["val"]) == 2 and sorted(np.concatenate(list(rows.values()))) == list(range(8))
     assert set(annotations.labels[rows["val"]]) == {0, 1}

@@ -13,8 +13,18 @@ from tasks.base import Task
 from tasks.common.image_encoders import SmallCNN
 from tasks.cub_attributes import CubAttributesConfig, demo, task
 from tasks.cub_attributes import data as cub
+from tasks.cub_attributes.attribute_labels import NOT_VISIBLE
+from tasks.cub_attributes.splits import SPLITS
 
 SMALL_CONFIG = dict(batch_size=32, embed_dim=16, attribute_hidden_dim=16, gate_hidden_dim=8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Parsed-attribute caches of this module's datasets go to a temporary directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORCHESTRATE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -48,21 +58,25 @@ def test_task_satisfies_the_interface():
         CubAttributesConfig(val_fraction=1.0)
 
 
-def test_demo_data_is_deterministic_in_the_official_layout(tmp_path, demo_dir):
-    task.check_data(demo_dir)
+def test_demo_data_is_deterministic_in_the_tarball_layout(tmp_path, demo_dir):
+    report = task.check_data(demo_dir)
+    assert report.layout == "CUB-200-2011, unpacked tarball (CUB_200_2011/ one level down)"
+    assert report.splits == {"train": 240, "val": 80, "test": 160}
+    assert not report.problems and not report.leaks  # noisy per-image annotations: no leak
     task.make_demo_data(tmp_path, seed=0)
-    for name in (cub.IMAGES_FILE, cub.SPLIT_FILE, cub.ATTRIBUTE_LABELS_FILE):
-        assert (tmp_path / name).read_bytes() == (demo_dir / name).read_bytes()
-    first_image = (demo_dir / cub.IMAGES_FILE).read_text().split()[1]
-    assert (tmp_path / "images" / first_image).read_bytes() == (
-        demo_dir / "images" / first_image
+    dataset = "CUB_200_2011"
+    for name in (cub.IMAGES_FILE, cub.SPLIT_FILE, cub.ATTRIBUTE_LABELS_FILE, "../attributes.txt"):
+        assert (tmp_path / dataset / name).read_bytes() == (demo_dir / dataset / name).read_bytes()
+    first_image = (demo_dir / dataset / cub.IMAGES_FILE).read_text().split()[1]
+    assert (tmp_path / dataset / "images" / first_image).read_bytes() == (
+        demo_dir / dataset / "images" / first_image
     ).read_bytes()
     annotations = cub.read_annotations(demo_dir)
-    assert annotations.num_classes == 20 and annotations.num_attributes == len(demo.ATTRIBUTE_NAMES)
+    assert annotations.num_classes == 20 and annotations.attribute_names == demo.ATTRIBUTE_NAMES
     assert len(annotations.image_ids) == 20 * demo.IMAGES_PER_CLASS
-    lines = (demo_dir / cub.ATTRIBUTE_LABELS_FILE).read_text().splitlines()
+    lines = (demo_dir / dataset / cub.ATTRIBUTE_LABELS_FILE).read_text().splitlines()
     assert sum(len(line.split()) > 5 for line in lines) == demo.MALFORMED_LINES
-    assert (annotations.certainty == cub.NOT_VISIBLE).mean() > 0.1  # attributes partly missing
+    assert (annotations.certainty == NOT_VISIBLE).mean() > 0.1  # attributes partly missing
 
 
 def test_each_modality_alone_leaves_classes_ambiguous_but_together_identifies_them():
@@ -110,8 +124,8 @@ def test_val_is_a_stratified_slice_of_training_images_and_test_is_held_out(demo_
     annotations = demo_setup.extras["annotations"]
     config = demo_setup.extras["config"]
     rows = {
-        split: set(cub.split_rows(annotations, split, config.val_fraction, config.val_split_seed))
-        for split in cub.SPLITS
+        split: set(annotations.split_rows(split, config.val_fraction, config.val_split_seed))
+        for split in SPLITS
     }
     assert not rows["train"] & rows["val"] and not rows["val"] & rows["test"]
     assert len(rows["val"]) == 20 * round(config.val_fraction * demo.TRAINING_IMAGES_PER_CLASS)

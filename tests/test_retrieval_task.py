@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -14,23 +15,31 @@ from PIL import Image
 from tasks.base import DataError, Task
 from tasks.retrieval import RetrievalConfig, task
 from tasks.retrieval import data as flickr
+from tasks.retrieval.caption_files import (
+    KAGGLE_CAPTIONS_FILE,
+    TOKEN_CAPTIONS_FILE,
+    parse_kaggle_captions,
+    parse_token_captions,
+)
+from tasks.retrieval.split_sources import SPLIT_FILES
 
 SMALL_CONFIG = dict(batch_size=32, embed_dim=16, text_vocab_size=200)
+IMAGES_DIR = "Images"
 
 
 def write_tiny_flickr(root: Path, images_per_split: int = 2) -> dict[str, list[str]]:
-    """A minimal Flickr8k layout (Kaggle captions.txt); returns image name -> captions."""
-    (root / flickr.IMAGES_DIR).mkdir(parents=True)
+    """Images/ + captions.txt + the three split files; returns image name -> captions."""
+    (root / IMAGES_DIR).mkdir(parents=True)
     captions: dict[str, list[str]] = {}
-    for split_number, (split, split_file) in enumerate(flickr.SPLIT_FILES.items()):
+    for split_number, (split, split_file) in enumerate(SPLIT_FILES.items()):
         names = []
         for index in range(images_per_split):
             name = f"{split_number}{index}_photo.jpg"
-            Image.new("RGB", (40, 30), (10 * index, 50, 200)).save(root / flickr.IMAGES_DIR / name)
+            Image.new("RGB", (40, 30), (10 * index, 50, 200)).save(root / IMAGES_DIR / name)
             captions[name] = [f"a photo, number {index}, caption {k} of {split}" for k in range(5)]
             names.append(name)
         (root / split_file).write_text("\n".join(names) + "\n")
-    write_kaggle_captions(root / flickr.KAGGLE_CAPTIONS_FILE, captions)
+    write_kaggle_captions(root / KAGGLE_CAPTIONS_FILE, captions)
     return captions
 
 
@@ -76,72 +85,82 @@ def assert_within_bounds(prefix: str, values: dict[str, float]) -> None:
         assert all(low <= value <= high for low, high in bounds), (full_key, value, bounds)
 
 
+def only_problem(root: Path) -> str:
+    report = task.check_data(root)
+    assert len(report.problems) == 1, report.problems
+    assert "\n" not in report.problems[0]
+    return report.problems[0]
+
+
 # --- layout and data errors -------------------------------------------------------------------
 
 
 def test_both_caption_formats_parse_to_the_same_captions(tmp_path):
     captions = write_tiny_flickr(tmp_path)
-    token_file = tmp_path / flickr.TOKEN_CAPTIONS_FILE
+    token_file = tmp_path / TOKEN_CAPTIONS_FILE
     write_token_captions(token_file, captions)
-    from_kaggle = flickr.parse_kaggle_captions(tmp_path / flickr.KAGGLE_CAPTIONS_FILE)
-    assert from_kaggle == captions  # commas inside captions survive the csv
-    assert flickr.parse_token_captions(token_file) == from_kaggle
-    (tmp_path / flickr.KAGGLE_CAPTIONS_FILE).unlink()
-    assert flickr.read_captions(tmp_path) == from_kaggle
-    task.check_data(tmp_path)
+    from_kaggle = parse_kaggle_captions(tmp_path / KAGGLE_CAPTIONS_FILE)
+    assert from_kaggle.captions == captions and not from_kaggle.problems  # commas survive the csv
+    assert parse_token_captions(token_file).captions == from_kaggle.captions
+    (tmp_path / KAGGLE_CAPTIONS_FILE).unlink()
+    report = task.check_data(tmp_path)
+    assert not report.problems and "captions: Flickr8k.token.txt" in report.sources
 
 
 def test_missing_split_file_is_named(tmp_path):
     write_tiny_flickr(tmp_path)
     (tmp_path / "Flickr_8k.devImages.txt").unlink()
-    with pytest.raises(DataError, match="Flickr_8k.devImages.txt") as error:
-        task.check_data(tmp_path)
-    assert "\n" not in str(error.value)
+    assert only_problem(tmp_path).startswith("Flickr_8k.devImages.txt: missing")
 
 
 def test_wrong_caption_count_names_the_image(tmp_path):
     captions = write_tiny_flickr(tmp_path)
     captions["01_photo.jpg"] = captions["01_photo.jpg"][:4]
-    write_kaggle_captions(tmp_path / flickr.KAGGLE_CAPTIONS_FILE, captions)
-    with pytest.raises(DataError, match=r"01_photo\.jpg: has 4 captions, needs exactly 5"):
-        task.check_data(tmp_path)
+    write_kaggle_captions(tmp_path / KAGGLE_CAPTIONS_FILE, captions)
+    assert re.search(r"01_photo\.jpg: has 4 captions, needs exactly 5", only_problem(tmp_path))
 
 
-def test_split_naming_a_missing_image_is_reported(tmp_path):
+def test_split_naming_a_missing_image_is_reported_with_its_line(tmp_path):
     write_tiny_flickr(tmp_path)
-    (tmp_path / flickr.IMAGES_DIR / "20_photo.jpg").unlink()
-    with pytest.raises(DataError, match=r"Flickr_8k.testImages.txt: names 20_photo\.jpg"):
-        task.check_data(tmp_path)
+    (tmp_path / IMAGES_DIR / "20_photo.jpg").unlink()
+    assert re.search(r"Flickr_8k\.testImages\.txt:1: names 20_photo\.jpg", only_problem(tmp_path))
 
 
 def test_unreadable_image_is_named_by_check_data(tmp_path):
     write_tiny_flickr(tmp_path)
-    (tmp_path / flickr.IMAGES_DIR / "10_photo.jpg").write_bytes(b"not an image at all")
-    with pytest.raises(DataError, match=r"10_photo\.jpg: unreadable image"):
-        task.check_data(tmp_path)
+    (tmp_path / IMAGES_DIR / "10_photo.jpg").write_bytes(b"not an image at all")
+    assert re.search(r"10_photo\.jpg: unreadable image", only_problem(tmp_path))
 
 
 def test_truncated_image_is_named_when_decoded(tmp_path):
-    captions = write_tiny_flickr(tmp_path)
-    path = tmp_path / flickr.IMAGES_DIR / "00_photo.jpg"
+    write_tiny_flickr(tmp_path)
+    path = tmp_path / IMAGES_DIR / "00_photo.jpg"
     path.write_bytes(path.read_bytes()[:200])  # header intact, pixels cut off
+    index = flickr.read_index(tmp_path)
     with pytest.raises(DataError, match=r"00_photo\.jpg: cannot decode image"):
-        flickr.load_split(tmp_path, "train", 16, captions)
+        flickr.load_split(index, "train", 16)
 
 
 @pytest.mark.parametrize("make_layout", ["empty", "no_captions", "no_images_dir"])
-def test_unusable_directory_raises_one_line(tmp_path, make_layout):
+def test_unusable_directory_is_one_problem_naming_it(tmp_path, make_layout):
     if make_layout != "empty":
         write_tiny_flickr(tmp_path)
     if make_layout == "no_captions":
-        (tmp_path / flickr.KAGGLE_CAPTIONS_FILE).unlink()
+        (tmp_path / KAGGLE_CAPTIONS_FILE).unlink()
     if make_layout == "no_images_dir":
-        for image in (tmp_path / flickr.IMAGES_DIR).iterdir():
+        for image in (tmp_path / IMAGES_DIR).iterdir():
             image.unlink()
-        (tmp_path / flickr.IMAGES_DIR).rmdir()
-    with pytest.raises(DataError) as error:
-        task.check_data(tmp_path)
-    assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+        (tmp_path / IMAGES_DIR).rmdir()
+    assert str(tmp_path) in only_problem(tmp_path)
+
+
+def test_build_refuses_data_with_problems_in_one_line(tmp_path):
+    write_tiny_flickr(tmp_path)
+    (tmp_path / IMAGES_DIR / "20_photo.jpg").unlink()
+    (tmp_path / IMAGES_DIR / "21_photo.jpg").unlink()
+    with pytest.raises(DataError, match=r"names 20_photo\.jpg.*\(and 1 more problem\)") as error:
+        task.build(RetrievalConfig(**SMALL_CONFIG), tmp_path, "cpu")
+    assert "\n" not in str(error.value)
 
 
 # --- the task on demo data --------------------------------------------------------------------
@@ -156,8 +175,10 @@ def test_task_satisfies_the_interface():
         RetrievalConfig(temprature=0.1)
 
 
-def test_demo_data_is_deterministic_and_passes_check(tmp_path, demo_dir):
-    task.check_data(demo_dir)
+def test_demo_data_is_kaggle_layout_deterministic_and_passes_check(tmp_path, demo_dir):
+    report = task.check_data(demo_dir)
+    assert report.layout == "Flickr8k, Kaggle download (Images/ + captions.txt)"
+    assert report.splits == {"train": 600, "val": 100, "test": 100} and not report.problems
     task.make_demo_data(tmp_path, seed=0)
     assert (tmp_path / "captions.txt").read_bytes() == (demo_dir / "captions.txt").read_bytes()
     assert (tmp_path / "Images" / "shape_00007.png").read_bytes() == (

@@ -42,6 +42,14 @@ class CubAttributesConfig(TrainingConfig):
         description="weight each attribute by its annotator certainty (not visible 0, guessing "
         "0.5, probably 0.75, definitely 1) instead of taking is_present at face value",
     )
+    attribute_min_certainty: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="an attribute counts as present only when annotated present with at least this "
+        "certainty id (1 not visible, 2 guessing, 3 probably, 4 definitely); annotations below it "
+        "carry no evidence. 1 trusts every annotation",
+    )
     attribute_hidden_dim: int = Field(64, ge=4, description="hidden width of the attribute MLP")
 
     embed_dim: int = Field(64, ge=2, description="dimension of each modality embedding")

@@ -9,8 +9,9 @@ classes), attributes alone the group and build (2 candidates), and only both tog
 the class. Neither modality is clean: images have colour jitter, pixel noise, random pose and
 scale, sometimes a leaf hiding the head; each attribute is "not visible" with probability 0.2,
 else annotated with a certainty (guessing / probably / definitely) that sets how often it is
-flipped. The files follow the official layout exactly, including a few attribute lines with an
-extra field, as in the real file. The same seed writes the same bytes.
+flipped. The files follow the official layout exactly, as CUB_200_2011.tgz unpacks (the dataset in
+CUB_200_2011/, the attribute names beside it), including a few attribute lines with an extra
+field, as in the real file. The same seed writes the same bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tasks.cub_attributes.data import (
     LABELS_FILE,
     SPLIT_FILE,
 )
+from tasks.cub_attributes.layout import DATASET_FOLDER, NAMES_FILE
 
 IMAGE_SIDE = 32
 SUPERSAMPLING = 4  # drawn at 128 px and downsampled, so thin parts (bills) survive as blends
@@ -174,13 +176,14 @@ def annotate(true_attributes: set[str], rng: random.Random) -> list[tuple[int, i
     return annotations
 
 
-def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write the CUB-200-2011 layout under root: 20 classes x 24 images (16 train, 8 test).
+def make_demo_data(tarball_root: Path, seed: int = 0) -> None:
+    """Write 20 classes x 24 images (16 train, 8 test) as the CUB tarball unpacks under tarball_root.
 
-    Files: images.txt, train_test_split.txt, image_class_labels.txt, classes.txt,
-    attributes/attributes.txt, attributes/image_attribute_labels.txt, images/<class>/<file>.png.
+    Files: attributes.txt, and in CUB_200_2011/: images.txt, train_test_split.txt,
+    image_class_labels.txt, classes.txt, attributes/image_attribute_labels.txt,
+    images/<class>/<file>.png.
     """
-    root = Path(root)
+    root = Path(tarball_root) / DATASET_FOLDER
     (root / "attributes").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
@@ -211,7 +214,7 @@ def make_demo_data(root: Path, seed: int = 0) -> None:
         SPLIT_FILE: split_lines,
         LABELS_FILE: label_lines,
         CLASSES_FILE: [f"{i + 1} {i + 1:03d}.{c['name']}" for i, c in enumerate(classes)],
-        "attributes/attributes.txt": [f"{i + 1} {name}" for i, name in enumerate(ATTRIBUTE_NAMES)],
+        f"../{NAMES_FILE}": [f"{i + 1} {name}" for i, name in enumerate(ATTRIBUTE_NAMES)],
         ATTRIBUTE_LABELS_FILE: attribute_lines,
     }
     for name, lines in files.items():

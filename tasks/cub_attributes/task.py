@@ -17,13 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tasks.base import INF, TrialSetup
+from tasks.base import INF, DataReport, TrialSetup
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.multiclass_metrics import multiclass_metrics, top_k_accuracy
 from tasks.cub_attributes import data, demo
+from tasks.cub_attributes.model_inputs import attribute_vectors, load_images
 from tasks.cub_attributes.config import CubAttributesConfig
 from tasks.cub_attributes.model import MODALITIES, AttributeFusionClassifier, build_classifier
 
@@ -64,14 +65,17 @@ class SplitOutputs:
     attention_weights: torch.Tensor  # (N, 2), in MODALITIES order
 
 
-def load_split(
-    data_dir: Path, annotations: data.CubAnnotations, split: str, config: CubAttributesConfig
-) -> SplitTensors:
-    """Decode a split's images and encode its attributes (see data.split_rows for the split)."""
-    rows = data.split_rows(annotations, split, config.val_fraction, config.val_split_seed)
+def load_split(annotations: data.CubAnnotations, split: str, config: CubAttributesConfig) -> SplitTensors:
+    """Decode a split's images and encode its attributes (see splits.py for the split)."""
+    rows = annotations.split_rows(split, config.val_fraction, config.val_split_seed)
     return SplitTensors(
-        images=data.load_images(data_dir, annotations, rows, config.image_size),
-        attributes=data.attribute_vectors(annotations, rows, config.attribute_certainty),
+        images=load_images(annotations.images_dir, annotations.paths, rows, config.image_size),
+        attributes=attribute_vectors(
+            annotations.is_present[rows],
+            annotations.certainty[rows],
+            config.attribute_certainty,
+            config.attribute_min_certainty,
+        ),
         labels=torch.from_numpy(annotations.labels[rows]),
     )
 
@@ -165,19 +169,20 @@ class CubAttributesTask:
     value_bounds = VALUE_BOUNDS
 
     def make_demo_data(self, root: Path, seed: int = 0) -> None:
-        """Write the procedural birds dataset in the CUB-200-2011 layout (see demo.py)."""
+        """Write the procedural birds dataset as CUB_200_2011.tgz unpacks (see demo.py)."""
         demo.make_demo_data(Path(root), seed)
 
-    def check_data(self, data_dir: Path) -> None:
-        """Cheap layout checks; DataError with one line on the first problem."""
-        data.check_data(Path(data_dir))
+    def check_data(self, data_dir: Path) -> DataReport:
+        """The layout found, images per split (val carved with the config's defaults), sources,
+        every problem, and class-level attributes as a label leak."""
+        defaults = CubAttributesConfig()
+        return data.inspect_cub(Path(data_dir), defaults.val_fraction, defaults.val_split_seed)[1]
 
     def build(self, config: CubAttributesConfig, data_dir: Path, device: Any) -> TrialSetup:
-        """Read the annotations, load train and val, build the seeded model on `device`."""
-        data_dir = Path(data_dir)
-        annotations = data.read_annotations(data_dir)
-        data.check_images(data_dir, annotations)
-        train = load_split(data_dir, annotations, "train", config)
+        """Read the annotations (attribute labels from their cache), load train and val, build
+        the seeded model on `device`."""
+        annotations = data.read_annotations(Path(data_dir))
+        train = load_split(annotations, "train", config)
         torch.manual_seed(config.seed)
         model = build_classifier(config, annotations.num_attributes, annotations.num_classes)
         model.to(device)
@@ -198,7 +203,6 @@ class CubAttributesTask:
             extras={
                 "config": config,
                 "annotations": annotations,
-                "data_dir": data_dir,
                 "splits": {},
                 "training_steps": 0,
                 "val_outputs": None,
@@ -249,9 +253,7 @@ class CubAttributesTask:
             raise ValueError(f"unknown split {split!r}; use val or test")
         cache = setup.extras["splits"]
         if split not in cache:
-            cache[split] = load_split(
-                setup.extras["data_dir"], setup.extras["annotations"], split, setup.extras["config"]
-            )
+            cache[split] = load_split(setup.extras["annotations"], split, setup.extras["config"])
         return cache[split]
 
     def _val_outputs(self, setup: TrialSetup, val: SplitTensors) -> SplitOutputs:

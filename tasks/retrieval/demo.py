@@ -1,4 +1,6 @@
-"""A procedural stand-in for Flickr8k: coloured shapes with truthful captions, in the same layout.
+"""A procedural stand-in for Flickr8k: coloured shapes with truthful captions, written as the
+Kaggle download is laid out (Images/ + captions.txt, no split files), so the demo runs the real
+reader, split generation included (800 images -> 600/100/100, see split_sources.py).
 
 Each 48x48 image shows one shape (5 kinds) in one colour (6), at one size (2) and one position
 (5), on a plain light background with mild pixel noise and small jitter in place, size and hue.
@@ -17,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks.retrieval.data import IMAGES_DIR, KAGGLE_CAPTIONS_FILE, SPLIT_FILES
+from tasks.retrieval.caption_files import KAGGLE_CAPTIONS_FILE
 
+IMAGES_DIR = "Images"
 IMAGE_SIDE = 48
-SPLIT_SIZES = {"train": 600, "val": 100, "test": 100}
+NUM_IMAGES = 800
 CAPTIONS_PER_IMAGE = 5
 
 COLOURS = {
@@ -151,27 +154,22 @@ def describe(shape: str, colour: str, size: str, position: str, rng: random.Rand
 
 
 def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write Images/, captions.txt (Kaggle csv) and the three split files under root.
+    """Write Images/ and captions.txt (Kaggle csv, header `image,caption`) under root.
 
-    600 train, 100 val and 100 test images, 5 captions each; the same seed writes the same bytes.
+    800 images with 5 captions each; the reader's generated split makes 600 train, 100 val and
+    100 test of them. The same seed writes the same bytes.
     """
     root = Path(root)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     rows: list[tuple[str, str]] = []
-    index = 0
-    for split, count in SPLIT_SIZES.items():
-        names = []
-        for _ in range(count):
-            shape, colour = rng.choice(list(SHAPE_WORDS)), rng.choice(list(COLOURS))
-            size, position = rng.choice(list(SIZE_RADIUS)), rng.choice(list(POSITION_CENTRES))
-            name = f"shape_{index:05d}.png"
-            render_image(shape, colour, size, position, rng, noise).save(root / IMAGES_DIR / name)
-            rows.extend((name, caption) for caption in describe(shape, colour, size, position, rng))
-            names.append(name)
-            index += 1
-        (root / SPLIT_FILES[split]).write_text("\n".join(names) + "\n", encoding="utf-8")
+    for index in range(NUM_IMAGES):
+        shape, colour = rng.choice(list(SHAPE_WORDS)), rng.choice(list(COLOURS))
+        size, position = rng.choice(list(SIZE_RADIUS)), rng.choice(list(POSITION_CENTRES))
+        name = f"shape_{index:05d}.png"
+        render_image(shape, colour, size, position, rng, noise).save(root / IMAGES_DIR / name)
+        rows.extend((name, caption) for caption in describe(shape, colour, size, position, rng))
     with (root / KAGGLE_CAPTIONS_FILE).open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["image", "caption"])

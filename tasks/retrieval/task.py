@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tasks.base import INF, TrialSetup
+from tasks.base import INF, DataReport, TrialSetup
 from tasks.common.contrastive import contrastive_loss
 from tasks.common.embedding_stats import (
     EMBEDDING_PROBE_BOUNDS,
@@ -121,19 +121,17 @@ class RetrievalTask:
     value_bounds = VALUE_BOUNDS
 
     def make_demo_data(self, root: Path, seed: int = 0) -> None:
-        """Write the procedural shapes dataset in the Flickr8k layout (see demo.py)."""
+        """Write the procedural shapes dataset in Kaggle's Flickr8k layout (see demo.py)."""
         demo.make_demo_data(Path(root), seed)
 
-    def check_data(self, data_dir: Path) -> None:
-        """Cheap layout checks; DataError with one line on the first problem."""
-        data.check_data(Path(data_dir))
+    def check_data(self, data_dir: Path) -> DataReport:
+        """The layout found, images per split, caption and split sources, every problem."""
+        return data.check_data(Path(data_dir))
 
     def build(self, config: RetrievalConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, train/load the tokeniser, build the seeded model on `device`."""
-        data_dir = Path(data_dir)
-        data.check_data(data_dir)
-        captions = data.read_captions(data_dir)
-        train_split = data.load_split(data_dir, "train", config.image_size, captions)
+        index = data.read_index(Path(data_dir))
+        train_split = data.load_split(index, "train", config.image_size)
         torch.manual_seed(config.seed)
         model, tokenizer = build_dual_encoder(config, train_split.captions)
         model.to(device)
@@ -160,8 +158,7 @@ class RetrievalTask:
             extras={
                 "config": config,
                 "tokenizer": tokenizer,
-                "data_dir": data_dir,
-                "captions": captions,
+                "index": index,
                 "splits": {},
                 "training_steps": 0,
                 "val_embeddings": None,
@@ -237,14 +234,12 @@ class RetrievalTask:
 
     def _split(self, setup: TrialSetup, split: str) -> TokenisedSplit:
         """The tokenised split, loaded from disk on first use and cached in setup.extras."""
-        if split not in data.SPLIT_FILES:
-            raise ValueError(f"unknown split {split!r}; use one of {', '.join(data.SPLIT_FILES)}")
+        if split not in data.SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(data.SPLITS)}")
         cache = setup.extras["splits"]
         if split not in cache:
             config: RetrievalConfig = setup.extras["config"]
-            loaded = data.load_split(
-                setup.extras["data_dir"], split, config.image_size, setup.extras["captions"]
-            )
+            loaded = data.load_split(setup.extras["index"], split, config.image_size)
             cache[split] = tokenise_split(
                 loaded, setup.extras["tokenizer"], config.max_caption_tokens
             )
