@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks.retrieval.data import read_index
+
 from tests.conftest import REPO, orchestrate
 
 
@@ -102,7 +104,7 @@ def test_resume_needs_a_name(workdir):
 
 def test_unreadable_image(workdir):
     assert orchestrate("data", "--task", "retrieval", "--out", "flickr", cwd=workdir).returncode == 0
-    val_image = (workdir / "flickr" / "Flickr_8k.devImages.txt").read_text().split()[0]
+    val_image = read_index(workdir / "flickr").split_images["val"][0]  # Kaggle layout: generated split
     (workdir / "flickr" / "Images" / val_image).write_bytes(b"not a png")
     result = orchestrate("sweep", "--task", "retrieval", "--data-dir", "flickr", cwd=workdir)
     assert_one_line_error(result, val_image)
