@@ -6,12 +6,14 @@ trial end is one line, so long sweeps still show progress.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from ray import tune
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 
 from orchestrator.outcomes import OutcomeLedger, TrialOutcome
@@ -110,3 +112,32 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             "task", "trials", "completed", "converged", "pruned", "stopped", "failed", "best",
             "best_config")))
     return table
+
+
+def output_width(console: Console, renderable: RenderableType) -> int:
+    """Columns to render a table in: the terminal's, else $COLUMNS, else all the table needs.
+
+    Output read in a log (a pipe, `ray job submit`, `ray exec` whose terminal has no size) is
+    never squeezed to rich's default of 80 columns.
+    """
+    try:
+        columns = os.get_terminal_size(console.file.fileno()).columns if console.is_terminal else 0
+    except (AttributeError, OSError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    environment = os.environ.get("COLUMNS", "")
+    if environment.isdigit() and int(environment) > 0:
+        return int(environment)
+    unbounded = console.options.update_width(10_000)
+    return Measurement.get(console, unbounded, renderable).maximum
+
+
+def print_full_width(console: Console, renderable: RenderableType) -> None:
+    """Print at `output_width` columns, then give the console back its own width."""
+    previous = console.size
+    console.size = (output_width(console, renderable), previous.height)
+    try:
+        console.print(renderable)
+    finally:
+        console.size = previous

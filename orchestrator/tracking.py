@@ -177,6 +177,8 @@ class MlflowTracker(tune.Callback):
             and not isinstance(value, bool)
         ]
         tags = [RunTag(NODE_ID, str(result["node_id"]))] if result.get("node_id") else []
+        # where the trial trained (node, device, GPU, CUDA, torch): see orchestrator/devices.py
+        tags += [RunTag(key, str(value)) for key, value in (result.get("run_tags") or {}).items()]
 
         def log() -> None:
             self.client.log_batch(self._trial_run(trial), metrics=metrics, tags=tags)
