@@ -74,7 +74,7 @@ def run_sweeps(
                               f"{outcome.guard}: {outcome.reason}",
                               highlight=False, markup=False, soft_wrap=True)
     console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     all_failed = [row["task"] for row in summaries if row["trials"] and row["failed"] == row["trials"]]
     if failed_logging:
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")

@@ -197,7 +197,8 @@ def test_ray_up_then_a_two_node_sweep_finishes_on_both_hosts_then_everything_sto
 
     def ray(*args: str, timeout: float) -> subprocess.CompletedProcess:
         began = time.monotonic()
-        result = _run(["ray", *args], timeout, cwd=REPO, env=client_env)
+        cache = ["--no-config-cache"] if args[0] == "exec" else []  # no /tmp/ray-config-* left
+        result = _run(["ray", *args, *cache], timeout, cwd=REPO, env=client_env)
         timings[args[0] + (" " + args[2][:24] if args[0] == "exec" else "")] = time.monotonic() - began
         return result
 
@@ -227,6 +228,7 @@ def test_ray_up_then_a_two_node_sweep_finishes_on_both_hosts_then_everything_sto
     error_lines = [line for line in missing.stdout.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1 and error_lines[0].startswith(f"error: node {WORKER_IP} "), error_lines
     assert "/root/only-on-head: no such directory" in error_lines[0]
+    print(error_lines[0])
 
     # The promised use: the sweep on both hosts, data from a URI each host fetches once.
     sweep = ray("exec", str(config),
@@ -268,6 +270,7 @@ def test_ray_up_then_a_two_node_sweep_finishes_on_both_hosts_then_everything_sto
                 cwd=REPO, env=client_env)
     (root / "down.log").write_text(down.stdout + down.stderr)
     assert down.returncode == 0, (down.stdout + down.stderr)[-3000:]
+    assert f"{WORKER_IP}: Ray stopped" in down.stdout, down.stdout[-3000:]
     deadline = time.monotonic() + 60
     while any(ray_pids_in(namespace_init(process)) for process in hosts.values()):
         assert time.monotonic() < deadline, {role: ray_pids_in(namespace_init(process))
