@@ -125,3 +125,24 @@ def test_unreadable_reason_names_what_is_wrong(tmp_path):
     assert unreadable_reason(str(tmp_path / "absent")) == "no such directory"
     (tmp_path / "empty").mkdir()
     assert unreadable_reason(str(tmp_path / "empty")) == "the directory is empty"
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_bad_storage_and_data_uris_through_the_cli_are_one_line_and_write_nothing(tmp_path):
+    from tests.conftest import orchestrate
+
+    result = orchestrate("sweep", "--task", "retrieval", "--storage", "nosuchfs://bucket/sweeps",
+                         cwd=tmp_path)
+    assert_one_line_error(result, "--storage 'nosuchfs://bucket/sweeps'", "not a URI pyarrow can open")
+    result = orchestrate("sweep", "--task", "retrieval", "--data-dir", f"file://{tmp_path}/absent",
+                         cwd=tmp_path)
+    assert_one_line_error(result, f"--data-dir file://{tmp_path}/absent: no such directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
