@@ -35,13 +35,13 @@ def run_sweeps(
     prepared = [prepare(name, space, data_dir, options) for name in task_names]
     _check_no_earlier_sweep(prepared, options)
     _connect_ray(address, options)
+    # The tracking store is checked before any trial starts: one line if it is unreachable.
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
     prepared = [place_data(one, options, on_cluster=address is not None, console=console)
                 for one in prepared]
     # Every alive node reads the data (and can use its GPUs) before any trial starts there.
     check_every_node(alive_nodes(), [one.data_location for one in prepared], options.gpus_per_trial)
-    # The tracking store is checked before any trial starts: one line if it is unreachable.
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
 
     summaries = []
     ledgers = []
