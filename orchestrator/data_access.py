@@ -48,8 +48,12 @@ def open_uri(uri: str, what: str):
 
     try:
         filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
+    except OSError as error:  # e.g. S3 asks the bucket for its region when none is given
+        raise LocationError(
+            f"{what} {uri!r}: cannot reach it ({_first_line(error)}); check the bucket name, the "
+            "credentials and the network, or give the region in the URI (?region=...)") from None
     except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad URI
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        first = _first_line(error)
         raise LocationError(
             f"{what} {uri!r}: not a URI pyarrow can open ({first}); use s3://BUCKET/PATH, "
             "gs://BUCKET/PATH, file:///PATH or a local path"
