@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.measure import Measurement
 from rich.table import Table
 
+from orchestrator.callbacks import error_text
 from orchestrator.outcomes import OutcomeLedger, TrialOutcome
 
 REFRESH_SECONDS = 1.0
@@ -81,6 +82,12 @@ class ProgressDisplay(tune.Callback):
                 highlight=False, markup=False, soft_wrap=True,
             )
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        # A trial that failed and was retried (perhaps on another node) must not look clean.
+        self.console.print(f"[{self.task_name}] trial {trial.trial_id} {failure_line(trial)}; "
+                           "retrying it from its last checkpoint",
+                           highlight=False, markup=False, soft_wrap=True)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._print_end(self.ledger.trials.get(trial.trial_id))
 
@@ -99,6 +106,14 @@ class ProgressDisplay(tune.Callback):
                 f"[{self.task_name}] trial {outcome.trial_id} {outcome.status}: {outcome.reason}",
                 highlight=False, markup=False, soft_wrap=True,
             )
+
+
+def failure_line(trial) -> str:
+    """'failed on node 10.0.0.12: DataError: ...': where a trial last failed and its error's last line."""
+    lines = [line.strip() for line in error_text(trial).splitlines() if line.strip()]
+    node = ((trial.last_result or {}).get("run_tags") or {}).get("orchestrate.node_ip")
+    return ("failed" + (f" on node {node}" if node else "") + ": "
+            + (lines[-1] if lines else "no error text"))
 
 
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
