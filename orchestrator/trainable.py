@@ -53,7 +53,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     # Fails at once, with the facts, when a GPU Ray gave this trial is unusable (no CPU fallback).
     device = training_device(gpus_assigned=len(ray.get_gpu_ids()))
     setup = task.build(hyperparameters, local_data_dir(plan.data_dir), device)
-    run_tags = device_tags(setup.device)  # where this trial really trained, for MLflow
+    run_tags = device_tags(device)  # where this trial really trained, for MLflow
 
     optimizer, lr_schedule = build_optimizer(
         setup, hyperparameters, plan.max_epochs, steps_per_epoch=len(setup.train_batches)
