@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from orchestrator.commands import SweepFailed
+from orchestrator.data_access import LocationError
+from orchestrator.node_check import NodeCheckFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
 from orchestrator.spaces import SpecError
 from orchestrator.sweep import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, UsageError
@@ -30,7 +32,8 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts show defaults in [brackets], which are not rich markup
 )
 console = Console()
-USER_ERRORS = (SpecError, TaskNotFound, DataError, UsageError, TrackingUnavailable)
+USER_ERRORS = (SpecError, TaskNotFound, DataError, UsageError, TrackingUnavailable, LocationError,
+               NodeCheckFailed)
 
 TRACKING_HELP = "MLflow tracking URI [env MLFLOW_TRACKING_URI, else sqlite:///mlflow.db]"
 
@@ -78,11 +81,13 @@ def sweep(
     trials: int = typer.Option(8, min=1, help="trials per task"),
     max_epochs: Optional[int] = typer.Option(None, min=1, help="epoch budget per trial [the space's budget.max_epochs]"),
     space: Optional[Path] = typer.Option(None, help="search-space YAML (one task only) [search_spaces/<task>.yaml]"),
-    data_dir: Optional[Path] = typer.Option(
-        None, help="dataset directory (one task only) [./data/<task>, demo data written on first use]"),
+    data_dir: Optional[str] = typer.Option(
+        None, help="dataset directory (one task only): a path every node has, or a URI such as "
+        "s3://BUCKET/PATH fetched once per node [./data/<task>, demo data written on first use]"),
     tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
     storage: Optional[str] = typer.Option(
-        None, help="where Ray keeps results and checkpoints: a path or s3://, gs:// URI "
+        None, help="where Ray keeps results and checkpoints: a path or s3://, gs:// URI, options "
+        "in a query string (s3://BUCKET/PATH?endpoint_override=HOST:PORT) "
         f"[env ORCHESTRATE_STORAGE, else ./{DEFAULT_STORAGE}]"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. auto [start a local Ray]"),
     cpus_per_trial: float = typer.Option(1.0, min=0.0, help="CPUs reserved per trial (fractions allowed)"),

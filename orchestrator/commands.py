@@ -10,15 +10,18 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
-from orchestrator.progress import config_text, summary_table
+from orchestrator.cluster_info import alive_nodes
+from orchestrator.node_check import check_every_node
+from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.tracking import open_experiment
-from orchestrator.sweep import PreparedSweep, SweepOptions, UsageError, check_resources, prepare, run
+from orchestrator.sweep import (
+    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run)
 
 
 def run_sweeps(
     task_names: list[str],
     space: Path | None,
-    data_dir: Path | None,
+    data_dir: str | None,
     options: SweepOptions,
     tracking_uri: str,
     address: str | None,
@@ -35,6 +38,10 @@ def run_sweeps(
     # The tracking store is checked before any trial starts: one line if it is unreachable.
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
+    prepared = [place_data(one, options, on_cluster=address is not None, console=console)
+                for one in prepared]
+    # Every alive node reads the data (and can use its GPUs) before any trial starts there.
+    check_every_node(alive_nodes(), [one.data_location for one in prepared], options.gpus_per_trial)
 
     summaries = []
     ledgers = []
@@ -42,7 +49,7 @@ def run_sweeps(
     for one in prepared:
         console.print(
             f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
-            f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_dir}",
+            f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_location}",
             highlight=False, markup=False, soft_wrap=True,
         )
         ledger, tracker = run(one, options, client, experiment_ids[one.task.name], console)
@@ -59,7 +66,7 @@ def run_sweeps(
             "best_config": "" if winner is None else config_text(
                 {k: v for k, v in winner.config.items() if k not in one.spec.fixed}),
         })
-    console.print(summary_table(summaries))
+    print_full_width(console, summary_table(summaries))
     for one, ledger in ledgers:
         for outcome in ledger.trials.values():
             if outcome.guard:
@@ -67,7 +74,7 @@ def run_sweeps(
                               f"{outcome.guard}: {outcome.reason}",
                               highlight=False, markup=False, soft_wrap=True)
     console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     all_failed = [row["task"] for row in summaries if row["trials"] and row["failed"] == row["trials"]]
     if failed_logging:
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")

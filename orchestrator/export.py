@@ -144,13 +144,14 @@ def evaluate_export(model_dir: Path, split: str, data_dir: Path | None = None) -
     """Rebuild an exported model from its config.yaml, load model.pt, evaluate it on a split."""
     import torch
 
+    from orchestrator.data_access import local_data_dir
     from orchestrator.registry import load_task
     from orchestrator.training import training_device
 
     exported = yaml.safe_load((model_dir / "config.yaml").read_text())
     task = load_task(exported["task"])
     config = task.config_model.model_validate(exported["config"])
-    setup = task.build(config, Path(data_dir or exported["data_dir"]), training_device())
+    setup = task.build(config, local_data_dir(str(data_dir or exported["data_dir"])), training_device())
     state = torch.load(model_dir / "model.pt", map_location=setup.device, weights_only=True)
     setup.model.load_state_dict(state)
     setup.model.eval()
