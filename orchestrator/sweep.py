@@ -67,6 +67,7 @@ class PreparedSweep:
     make_demo_data: bool
     max_epochs: int
     data_report: DataReport | None  # None for demo data not written yet
+    preflight: Any = None  # the preflight's PreflightResult (orchestrator/preflight.py), once run
 
     def experiment_dir(self, options: SweepOptions) -> str:
         """`<storage>/<sweep name>/<task>`: where Tune keeps this task's experiment."""
@@ -164,6 +165,7 @@ def run(
             "grace_period": spec.budget.grace_period,
             "reduction_factor": spec.budget.reduction_factor, "seed": options.seed,
             "search_space": str(prepared.space_path), "data_dir": str(prepared.data_dir),
+            **(prepared.preflight.mlflow_params() if prepared.preflight else {}),
         },
         # A user who allowed a label leak gets every run marked, so no result hides it.
         run_tags={DATA_LEAK: "; ".join(leaks)[:5000]} if leaks else {},
