@@ -21,7 +21,8 @@ from orchestrator.health.noise import sample_count, standard_error
 class _Finding:
     key: str
     evidence: dict[str, float]
-    text: str
+    seen: str  # what the numbers show
+    meaning: str  # what that says about the model
 
 
 class ChanceLevelGuard(Guard):
@@ -124,7 +125,8 @@ class ChanceLevelGuard(Guard):
                 found.append(_Finding(metric_key, {metric_key: values[-1], key: chance, "mean": mean,
                                                    "margin": margin},
                                       f"{_mean_text(metric_key, mean, values, span)}, within "
-                                      f"{fmt(margin)} of its chance level {fmt(chance)}"))
+                                      f"{fmt(margin)} of its chance level {fmt(chance)}",
+                                      "the model predicts no better than chance"))
         auroc_margins = {}
         for key in latest:
             if key.startswith("val/chance/") or not is_auroc(key) or finite(latest.get(key)) is None:
@@ -137,14 +139,16 @@ class ChanceLevelGuard(Guard):
                 continue
             mean, chance, margin, values = judged
             if all(value < CHANCE_AUROC - 2 * margin for value in values):
-                text = (f"{_mean_text(key, mean, values, span)}, below 0.5 by more than "
-                        f"{fmt(2 * margin)} on every report: the scores rank negatives above "
-                        "positives (a flipped sign of the score or of the labels?)")
+                seen = (f"{_mean_text(key, mean, values, span)}, below 0.5 by more than "
+                        f"{fmt(2 * margin)} on every report")
+                meaning = ("the scores rank negatives above positives (a flipped sign of the "
+                           "score or of the labels?)")
             else:
-                text = (f"{_mean_text(key, mean, values, span)}, not above chance 0.5 by more than "
-                        f"{fmt(margin)}: the scores carry no signal about the labels (an AUROC "
-                        "wanders on both sides of 0.5 when they carry none)")
-            found.append(_Finding(key, {key: values[-1], "mean": mean, "margin": margin}, text))
+                seen = (f"{_mean_text(key, mean, values, span)}, not above chance 0.5 by more "
+                        f"than {fmt(margin)}")
+                meaning = ("the scores carry no signal about the labels (an AUROC wanders on "
+                           "both sides of 0.5 when they carry none)")
+            found.append(_Finding(key, {key: values[-1], "mean": mean, "margin": margin}, seen, meaning))
         ranks_well = any(finite(latest.get(key)) > CHANCE_AUROC + margin
                          for key, margin in auroc_margins.items())
         for key in latest:
@@ -164,7 +168,9 @@ class ChanceLevelGuard(Guard):
                 found.append(_Finding(key, {key: values[-1], rate_key: rate, "mean": mean,
                                             "margin": margin},
                                       f"{_mean_text(key, mean, values, span)}, not above the "
-                                      f"majority-class rate {fmt(rate)} by more than {fmt(margin)}"))
+                                      f"majority-class rate {fmt(rate)} by more than {fmt(margin)}",
+                                      "the model predicts no better than always answering the "
+                                      "majority class"))
         found.sort(key=lambda finding: finding.key != trial.metric)  # stable: target first
         return found
 
@@ -180,16 +186,18 @@ class ChanceLevelGuard(Guard):
         finding = findings[0]
         count = sample_count(finding.key, window[-1])
         noise = (f"margin: {fmt(self.noise_sigmas)} standard errors on {fmt(count)} val samples"
-                 if count is not None or finite(window[-1].get(_stderr_key(finding.key))) is not None
-                 else "fixed margin: the task reports no val/samples")
+                 if count is not None else
+                 "margin: the task's standard error"
+                 if finite(window[-1].get(_stderr_key(finding.key))) is not None
+                 else "a fixed margin: the task reports no val/samples")
         warmup = f", after a {self.warmup_reports}-report warm-up" if self.warmup_reports else ""
         return Verdict(
             guard=self.name,
             epoch=last,
             evidence=finding.evidence,
             reason=(
-                f"{finding.text}{warmup} ({noise}): the model predicts no better than chance "
-                "(check the labels, the pairing of inputs and the learning rate)"
+                f"{finding.seen} ({noise}{warmup}): {finding.meaning}; check the labels, the "
+                "pairing of inputs and the learning rate"
             ),
             is_failure=True,
         )

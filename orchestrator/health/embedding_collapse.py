@@ -110,7 +110,8 @@ class EmbeddingCollapseGuard(Guard):
                     prefix + "dim_std", dim_std, 1 - dim_std / floor if floor > 0 else 1.0, text,
                     {prefix + "dim_std": dim_std, prefix + "dim": dim,
                      "healthy_dim_std": healthy, "min_dim_std": floor}))
-        return sorted(found, key=lambda signal: -signal.severity)
+        # worst first; near-ties (a cosine of 0.9999999 and a spread of 0) keep the order above
+        return sorted(found, key=lambda signal: -round(signal.severity, 3))
 
     def _lifting(self, first: Mapping[str, Any], last: Mapping[str, Any], key: str) -> bool:
         """Whether the signal `key` moved back towards health between two reports."""

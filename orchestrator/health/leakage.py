@@ -29,10 +29,14 @@ class LeakageGuard(Guard):
       value (within `ceiling_margin` of the distance from chance to it, or one sample's worth
       when the task reports `val/samples`), and with another modality shuffled
       (`probe/<modality>_shuffled/<metric>`) the metric is still within `modality_alone_margin`
-      of that distance: the remaining modality alone decides every sample, as a class-level
-      attribute vector fed beside a bird's image does (published CUB-200 accuracy of a
-      fine-tuned ResNet-50 is about 81-86%; such a model reaches 100%). A healthy model that
-      needs both inputs loses much more when one is shuffled;
+      of that distance; or within `carrier_alone_margin` of it while shuffling the remaining
+      modality (the carrier) instead drops the metric to chance (within `chance_margin`),
+      although the first modality is intact and informative. Either way the carrier alone
+      decides every sample, as a class-level attribute vector fed beside a bird's image does
+      (published CUB-200 accuracy of a fine-tuned ResNet-50 is about 81-86%; such a model
+      reaches 100%, and a wrong attribute vector overrules the right image). A healthy model
+      that needs both inputs loses much more when either is shuffled, and one whose weaker
+      modality still helps does not fall to chance without its stronger one;
     - **beyond what is plausible**: a reported metric above the value the task declares
       plausible for it (`plausible_max` on the task, e.g. from the best published results on
       its real dataset; `plausible_max` here overrides it per key, null removes it).
@@ -58,6 +62,16 @@ class LeakageGuard(Guard):
         description="a shuffled-modality metric within this fraction of that distance of the "
         "real one nearly matches it",
     )
+    carrier_alone_margin: float = Field(
+        0.25, ge=0, le=1,
+        description="so does one within this fraction, when shuffling the remaining modality "
+        "(the carrier) instead drops the metric to chance",
+    )
+    chance_margin: float = Field(
+        0.1, ge=0, le=1,
+        description="a metric within this fraction of that distance of its chance level is at "
+        "chance",
+    )
     plausible_max: dict[str, Optional[float]] = Field(
         default_factory=dict,
         description="reported key -> the highest plausible value; overrides the task's "
@@ -77,22 +91,36 @@ class LeakageGuard(Guard):
         merged: dict[str, Any] = {**(trial.plausible_max or {}), **self.plausible_max}
         return {key: float(value) for key, value in merged.items() if value is not None}
 
-    def _alone_at_ceiling(self, report: Mapping[str, Any], probe: str, trial: TrialFacts):
-        """(best value, real, shuffled) when the target and the shuffled probe both sit at the
-        ceiling in this report, else None."""
+    def _evidence(self, report: Mapping[str, Any], shuffled_key: str, trial: TrialFacts):
+        """What one report shows for the probe `shuffled_key` (the target metric with one
+        modality shuffled): None, or (carrier, best value, real, shuffled, carrier_shuffled)
+        where carrier is "" when the probe alone nearly matches the target (strict margin), or
+        the modality whose shuffle drops the metric to chance (loose margin)."""
         metric = trial.metric
-        real, shuffled = finite(report.get(metric)), finite(report.get(probe))
+        real, shuffled = finite(report.get(metric)), finite(report.get(shuffled_key))
         best = best_possible(metric, report, trial)
         worst = worst_reference(metric, report, trial)
         if real is None or shuffled is None or best is None or worst is None or best == worst:
             return None
         span = abs(best - worst)
+        sign = 1.0 if best > worst else -1.0
         count = sample_count(metric, report)
         near = max(self.ceiling_margin * span, (1.0 / count) if count else 0.0)
-        sign = 1.0 if best > worst else -1.0
-        if at_most(sign * (best - real), near) and at_most(sign * (real - shuffled),
-                                                           self.modality_alone_margin * span):
-            return best, real, shuffled
+        if not at_most(sign * (best - real), near):
+            return None
+        gap = sign * (real - shuffled)
+        if at_most(gap, self.modality_alone_margin * span):
+            return "", best, real, shuffled, None
+        if not at_most(gap, self.carrier_alone_margin * span):
+            return None
+        name = metric.partition("/")[2]
+        for key, value in report.items():
+            match = SHUFFLED_PROBE.match(key)
+            other = finite(value)
+            if match is None or key == shuffled_key or match.group(2) != name or other is None:
+                continue
+            if at_most(sign * (other - worst), self.chance_margin * span):
+                return match.group(1), best, real, shuffled, other
         return None
 
     def _modality_alone(self, history, trial: TrialFacts) -> Verdict | None:
@@ -102,25 +130,33 @@ class LeakageGuard(Guard):
             match = SHUFFLED_PROBE.match(probe)
             if match is None or match.group(2) != name:
                 continue
-            found = [self._alone_at_ceiling(report, probe, trial) for report in recent]
+            found = [self._evidence(report, probe, trial) for report in recent]
             if any(item is None for item in found):
                 continue
             shuffled_modality = match.group(1)
+            carrier, best, real, shuffled, carrier_shuffled = found[-1]
             others = [m.group(1) for key in recent[-1] if (m := SHUFFLED_PROBE.match(key))
                       and m.group(2) == name and m.group(1) != shuffled_modality]
-            alone = f"the {others[0]} inputs" if len(others) == 1 else "the other inputs"
-            best, real, shuffled = found[-1]
+            alone = (f"the {carrier} inputs" if carrier else
+                     f"the {others[0]} inputs" if len(others) == 1 else "the other inputs")
             epoch = latest_epoch(history)
-            span = self._span(history)
+            evidence = {trial.metric: real, probe: shuffled, "best_possible": best}
+            seen = (f"{trial.metric} was {fmt(real)} at epoch {epoch}, at its ceiling {fmt(best)}, "
+                    f"and still {fmt(shuffled)} with the {shuffled_modality} inputs shuffled")
+            if carrier:
+                carrier_key = f"probe/{carrier}_shuffled/{name}"
+                evidence[carrier_key] = carrier_shuffled
+                chance = worst_reference(trial.metric, recent[-1], trial)
+                seen += (f", but {fmt(carrier_shuffled)} (chance {fmt(chance)}) with the {carrier} "
+                         f"inputs shuffled though the {shuffled_modality} inputs were intact")
             return Verdict(
                 guard=self.name,
                 epoch=epoch,
-                evidence={trial.metric: real, probe: shuffled, "best_possible": best},
+                evidence=evidence,
                 reason=(
-                    f"{trial.metric} was {fmt(real)} at epoch {epoch}, at its ceiling "
-                    f"{fmt(best)}, and still {fmt(shuffled)} with the {shuffled_modality} inputs "
-                    f"shuffled{span}: {alone} alone decide every sample, which real "
-                    f"data rarely allows, so they likely carry the label ({WHAT_TO_CHECK})"
+                    f"{seen}{self._span(history)}: {alone} alone decide the samples and overrule "
+                    f"the rest, which real data rarely allows, so they likely carry the label "
+                    f"({WHAT_TO_CHECK})"
                 ),
                 is_failure=True,
             )

@@ -39,7 +39,7 @@ class ModalityIgnoredGuard(Guard):
     are higher-is-better, except the target metric under mode "min"). The modality counts as
     used when the gain reaches the smallest of
     - a share `min_share` of what the model achieves above chance (`val/chance/<m>`, 0.5 for
-      an AUROC, else 0): a weak model's small gains still count;
+      an AUROC, else 0 for a higher-is-better metric): a weak model's small gains still count;
     - the same share of what the shuffled model still misses of the metric's best value (its
       error): near the ceiling, a modality that halves the error counts though the gain is
       small (AUROC 0.99 against 0.98);
@@ -50,9 +50,11 @@ class ModalityIgnoredGuard(Guard):
 
     A modality is ignored only when the evidence persists: the gain is under what is required
     on the latest report, and on average over the last `window_reports` reports, after a
-    `warmup_reports` warm-up. A model that learns one modality first (a gain of 0.007 that
-    becomes 0.11) shows a rising gain and is left alone; a model at chance is left to
-    chance_level (nothing it ignores can be told from noise). When several modalities are
+    `warmup_reports` warm-up (the defaults judge reports 4-5 first, so the earliest verdict is
+    at report 5). A healthy model may learn one modality first and the other only epochs later
+    (a camera gain of 0.007 at epoch 3 that is 0.11 by epoch 8): the warm-up leaves it the
+    time, the other guards meanwhile stop a model broken as a whole. A model at chance is left
+    to chance_level (nothing it ignores can be told from noise). When several modalities are
     ignored, the reason names the one furthest under its requirement first.
 
     Sees: the modalities the task probes with `<modality>_shuffled/<metric>`. Cannot see: a
@@ -62,13 +64,13 @@ class ModalityIgnoredGuard(Guard):
 
     name: ClassVar[str] = "modality_ignored"
     warmup_reports: int = Field(
-        1, ge=0, description="reports before this guard judges (the model learns one input first)"
+        3, ge=0, description="reports before this guard judges (a model may learn one input first)"
     )
     window_reports: int = Field(
         2, ge=1, description="latest reports the gain must be short on average over"
     )
     min_share: float = Field(
-        0.1, ge=0, le=1, description="a gain of this share of the above-chance metric, or of the "
+        0.05, ge=0, le=1, description="a gain of this share of the above-chance metric, or of the "
         "shuffled model's error, is enough"
     )
     noise_sigmas: float = Field(
@@ -88,10 +90,11 @@ class ModalityIgnoredGuard(Guard):
         gain = sign * (real - shuffled)
         options = []
         chance = chance_level(metric_key, report)
-        above_chance = sign * (real - (chance if chance is not None else 0.0))
-        options.append((self.min_share * max(above_chance, 0.0),
-                        f"{fmt(100 * self.min_share)}% of its {fmt(above_chance)} above "
-                        + ("chance" if chance is not None else "0")))
+        if chance is not None or higher:  # without a chance level, 0 is the floor of a score
+            above_chance = sign * (real - (chance if chance is not None else 0.0))
+            options.append((self.min_share * max(above_chance, 0.0),
+                            f"{fmt(100 * self.min_share)}% of its {fmt(above_chance)} above "
+                            + ("chance" if chance is not None else "0")))
         best = best_possible(metric_key, report, trial)
         if best is not None:
             error = sign * (best - shuffled)

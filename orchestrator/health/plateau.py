@@ -19,8 +19,8 @@ class PlateauGuard(Guard):
     in the trial's mode, and measures what the trend (a straight line through the last
     `patience` + 1 values) gained across them. The larger of the two must reach `min_delta`
     and, beyond it, the metric's own noise: `noise_sigmas` x the scatter of those values around
-    the line (see noise.py), and the latest value must still be within that of the recent best
-    (a metric that crashed has not converged). On a small val set the metric wanders (R@1 over 200 images moves in steps of
+    the line (see noise.py). A latest value far below where the trend led (a crash) is left to
+    the failure guards: a metric that crashed has not converged. On a small val set the metric wanders (R@1 over 200 images moves in steps of
     0.0025), and noise alone keeps setting new maxima; a gain inside that wander is no gain.
     Not a failure: the trial ends because more epochs would not help.
 
@@ -51,8 +51,8 @@ class PlateauGuard(Guard):
         required = max(self.min_delta, self.noise_sigmas * noise)
         if not below(max(gain, rise), required):
             return None
-        if below(required, sign * (recent - values[-1])):
-            return None  # fell away from its best: a crash or a decline for the others to judge
+        if self._crashed(values, required, sign):
+            return None  # a sudden fall is for the failure guards to judge, not convergence
         epoch = latest_epoch(history)
         gain_text, required_text = fmt_pair(max(gain, rise), required)
         if gain < rise:
@@ -80,6 +80,20 @@ class PlateauGuard(Guard):
             ),
             is_failure=False,
         )
+
+    def _crashed(self, values: list[float], required: float, sign: float) -> bool:
+        """Whether the latest value fell far (2 x the required gain) below where the trend of
+        the reports before it led: a crash, not the wander or slow decline of convergence."""
+        previous = values[-(self.patience + 1):-1]
+        if len(previous) >= 2:
+            count = len(previous)
+            xs = [index - (count - 1) / 2 for index in range(count)]
+            mean = sum(previous) / count
+            slope = sum(x * (y - mean) for x, y in zip(xs, previous)) / sum(x * x for x in xs)
+            expected = mean + slope * (count - (count - 1) / 2)
+        else:
+            expected = previous[-1]
+        return below(2 * required, sign * (expected - values[-1]))
 
     def coverage(self, report, trial):
         if finite(report.get(trial.metric)) is None:
