@@ -8,12 +8,14 @@ The preflight samples one config from the search space (Optuna's RandomSampler, 
 asks the task to load at most PREFLIGHT_SAMPLES samples per split when its config has
 `max_samples_per_split` (tasks that do not honour it load their whole data), builds it on the
 CPU, runs one training step (forward and backward, no optimiser step), evaluates val and probes.
-Demo data not written yet is written to a temporary directory first and moved into place only
-when every task's preflight passed.
+Demo data not written yet is written to a temporary directory first and moved into place when
+the task's sweep starts, so a sweep that fails before (a preflight, Ray, the tracking store)
+leaves nothing written.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import gc
 import shutil
@@ -86,10 +88,12 @@ class PreflightResult:
 
 
 def preflight_all(prepared: list[PreparedSweep], seed: int, console: Console) -> list[PreparedSweep]:
-    """Preflight every task; on success install fresh demo data and return the sweeps to run.
+    """Preflight every task and print what each found; returns the sweeps with their results.
 
     Raises PreflightFailed or DataError (one line) on the first task that fails, after removing
-    any temporary demo data: nothing is left written.
+    any temporary demo data: nothing is left written. Fresh demo data waits in a temporary
+    directory until the task's sweep starts (`install_demo_data`); what no sweep installed is
+    removed when the process exits.
     """
     results: list[PreflightResult] = []
     try:
@@ -99,19 +103,25 @@ def preflight_all(prepared: list[PreparedSweep], seed: int, console: Console) ->
         for result in results:
             _remove(result.demo_dir)
         raise
-    ready = []
-    for one, result in zip(prepared, results):
+    for result in results:
         for line in result.lines():
             console.print(line, highlight=False, markup=False, soft_wrap=True)
         if result.demo_dir is not None:
-            console.print(f"[{one.task.name}] no data at {one.data_dir}: writing the demo dataset there",
-                          highlight=False, markup=False, soft_wrap=True)
-            one.data_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(result.demo_dir / "data"), str(one.data_dir))
-            _remove(result.demo_dir)
-            result.demo_dir = None
-        ready.append(dataclasses.replace(one, make_demo_data=False, preflight=result))
-    return ready
+            atexit.register(_remove, result.demo_dir)
+    return [dataclasses.replace(one, preflight=result) for one, result in zip(prepared, results)]
+
+
+def install_demo_data(prepared: PreparedSweep, seed: int) -> None:
+    """Put the task's demo dataset at its data directory: the copy its preflight wrote, moved
+    into place, or (without one) a freshly written one."""
+    result = prepared.preflight
+    if result is None or result.demo_dir is None:
+        prepared.task.make_demo_data(prepared.data_dir, seed=seed)
+        return
+    prepared.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(result.demo_dir / "data"), str(prepared.data_dir))
+    _remove(result.demo_dir)
+    result.demo_dir = None
 
 
 def run_preflight(prepared: PreparedSweep, seed: int) -> PreflightResult:

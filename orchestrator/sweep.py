@@ -146,7 +146,9 @@ def run(
     if prepared.make_demo_data:
         console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
                       highlight=False, markup=False, soft_wrap=True)
-        task.make_demo_data(prepared.data_dir, seed=options.seed)
+        from orchestrator.preflight import install_demo_data  # preflight imports this module
+
+        install_demo_data(prepared, options.seed)  # its preflight's copy, moved into place
     report = prepared.data_report or inspect_dataset(task, prepared.data_dir)
     report.raise_if_unusable(allow_leaks=options.allow_data_leak)
     console.print(f"[{task.name}] data: {summary_line(report)}",
