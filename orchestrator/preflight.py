@@ -153,13 +153,25 @@ def run_preflight(prepared: PreparedSweep, seed: int) -> PreflightResult:
         gc.collect()
         _check_names(prepared, report)
         plausible = _task_plausible_max(task)
-        coverage = guard_coverage(report, metric=spec.metric, mode=spec.mode,
-                                  value_bounds=task.value_bounds, config=spec.health,
-                                  plausible_max=plausible)
+        coverage = [_within_budget(item, guard, prepared.max_epochs) for item, guard in zip(
+            guard_coverage(report, metric=spec.metric, mode=spec.mode,
+                           value_bounds=task.value_bounds, config=spec.health,
+                           plausible_max=plausible),
+            spec.health.all_guards())]
     except BaseException:
         _remove(demo_dir)
         raise
     return PreflightResult(task.name, time.monotonic() - started, report, coverage, subset, demo_dir)
+
+
+def _within_budget(coverage: Coverage, guard, max_epochs: int) -> Coverage:
+    """The guard's coverage, with a gap when its warm-up outlasts the sweep's epoch budget."""
+    first = guard.earliest_verdict()
+    if not coverage.active or first <= max_epochs:
+        return coverage
+    gap = (f"judges from report {first} on, after this sweep's {max_epochs}-epoch budget "
+           f"(shorten its warm-up under health.{guard.name} or raise max_epochs)")
+    return dataclasses.replace(coverage, gaps=(*coverage.gaps, gap))
 
 
 def _stage(task_name: str, stage: str, call):

@@ -123,3 +123,11 @@ def test_fresh_demo_data_waits_in_a_temporary_directory_until_its_sweep_starts(t
     assert temporary.is_dir() and not ready.data_dir.exists()
     install_demo_data(ready, seed=0)
     assert (ready.data_dir / "labels.csv").is_file() and not temporary.exists()
+
+
+def test_a_guard_whose_warm_up_outlasts_the_budget_is_listed_as_a_blind_spot(tmp_path, monkeypatch):
+    one = prepared(tmp_path, monkeypatch, "tests.zoo.noise:task")  # a 2-epoch budget
+    result = preflight_of(one)
+    ignored = next(item for item in result.guards_on() if item.guard == "modality_ignored")
+    assert ignored.gaps[-1].startswith("judges from report 5 on, after this sweep's 2-epoch budget")
+    assert any("modality_ignored: judges from report 5 on" in line for line in result.lines())

@@ -106,6 +106,10 @@ class Guard(BaseModel):
         """What this guard would watch in a trial reporting the keys of `report`."""
         raise NotImplementedError
 
+    def earliest_verdict(self) -> int:
+        """The first report at which this guard can give a verdict (after its warm-up)."""
+        return 1
+
 
 # --- reading a history ---------------------------------------------------------------------
 

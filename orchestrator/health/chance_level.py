@@ -202,6 +202,9 @@ class ChanceLevelGuard(Guard):
             is_failure=True,
         )
 
+    def earliest_verdict(self) -> int:
+        return self.warmup_reports + self.window_reports
+
     def coverage(self, report, trial):
         watched = [key[len("val/chance/"):] for key in report
                    if key.startswith("val/chance/") and finite(report.get("val/" + key[len("val/chance/"):])) is not None]

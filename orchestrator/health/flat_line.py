@@ -80,6 +80,9 @@ class FlatLineGuard(Guard):
             is_failure=True,
         )
 
+    def earliest_verdict(self) -> int:
+        return min(self.window_reports, self.zero_loss_reports)
+
     def coverage(self, report, trial):
         if finite(report.get(self.loss_key)) is None:
             return Coverage(self.name, False, gaps=(f"no {self.loss_key} reported",))

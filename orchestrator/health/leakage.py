@@ -195,6 +195,9 @@ class LeakageGuard(Guard):
             return None
         return self._modality_alone(history, trial) or self._implausible(history, trial)
 
+    def earliest_verdict(self) -> int:
+        return self.consecutive_reports
+
     def coverage(self, report, trial):
         watches, gaps = [], []
         name = trial.metric.partition("/")[2]

@@ -167,6 +167,9 @@ class ModalityIgnoredGuard(Guard):
             is_failure=True,
         )
 
+    def earliest_verdict(self) -> int:
+        return self.warmup_reports + self.window_reports
+
     def coverage(self, report, trial):
         watched, gaps = [], []
         for probe in report:

@@ -19,8 +19,9 @@ class PlateauGuard(Guard):
     in the trial's mode, and measures what the trend (a straight line through the last
     `patience` + 1 values) gained across them. The larger of the two must reach `min_delta`
     and, beyond it, the metric's own noise: `noise_sigmas` x the scatter of those values around
-    the line (see noise.py). A latest value far below where the trend led (a crash) is left to
-    the failure guards: a metric that crashed has not converged. On a small val set the metric wanders (R@1 over 200 images moves in steps of
+    the line (see noise.py). No verdict on a report that just set a new best by `min_delta` (the
+    metric may still be rising), nor on one far below where the trend led (a crash is for the
+    failure guards: a metric that crashed has not converged). On a small val set the metric wanders (R@1 over 200 images moves in steps of
     0.0025), and noise alone keeps setting new maxima; a gain inside that wander is no gain.
     Not a failure: the trial ends because more epochs would not help.
 
@@ -34,7 +35,7 @@ class PlateauGuard(Guard):
         0.005, ge=0, description="smallest absolute gain in the target metric that counts"
     )
     noise_sigmas: float = Field(
-        2.0, ge=0, description="a gain must also exceed this many x the metric's epoch-to-epoch scatter"
+        1.5, ge=0, description="a gain must also exceed this many x the metric's epoch-to-epoch scatter"
     )
 
     def check(self, history, trial):
@@ -53,6 +54,8 @@ class PlateauGuard(Guard):
             return None
         if self._crashed(values, required, sign):
             return None  # a sudden fall is for the failure guards to judge, not convergence
+        if not below(sign * (values[-1] - best(values[:-1])), self.min_delta):
+            return None  # the latest report set a new best: judge again once that settles
         epoch = latest_epoch(history)
         gain_text, required_text = fmt_pair(max(gain, rise), required)
         if gain < rise:
@@ -94,6 +97,9 @@ class PlateauGuard(Guard):
         else:
             expected = previous[-1]
         return below(2 * required, sign * (expected - values[-1]))
+
+    def earliest_verdict(self) -> int:
+        return self.patience + 1
 
     def coverage(self, report, trial):
         if finite(report.get(trial.metric)) is None:
