@@ -35,7 +35,7 @@ class PlateauGuard(Guard):
         0.005, ge=0, description="smallest absolute gain in the target metric that counts"
     )
     noise_sigmas: float = Field(
-        1.5, ge=0, description="a gain must also exceed this many x the metric's epoch-to-epoch scatter"
+        2.0, ge=0, description="a gain must also exceed this many x the metric's epoch-to-epoch scatter"
     )
 
     def check(self, history, trial):
