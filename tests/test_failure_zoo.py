@@ -18,7 +18,6 @@ nearly matching it; a plateau shows `patience` reports after the metric's last r
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from mlflow.tracking import MlflowClient
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 History = Sequence[Mapping[str, Any]]
+# probe/<modality>_shuffled/<metric>: the metric with that modality's inputs shuffled
+SHUFFLED_PROBE = re.compile(r"^probe/([^/]+)_shuffled/(.+)$")
 ValueBounds = Mapping[str, Any]  # key pattern -> (low, high); None for an open side
 
 # Two floats closer than this (relative to the larger, at least 1) are equal for every guard:

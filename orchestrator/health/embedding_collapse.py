@@ -11,10 +11,10 @@ from typing import Any, ClassVar, Mapping, Sequence
 from pydantic import Field
 
 from orchestrator.health.base import (
-    Coverage, Guard, Verdict, at_most, below, finite, fmt, fmt_pair, higher_is_better, latest_epoch,
+    SHUFFLED_PROBE, Coverage, Guard, Verdict, at_most, below, finite, fmt, fmt_pair,
+    higher_is_better, latest_epoch,
 )
 from orchestrator.health.metric_scale import worst_reference
-from orchestrator.health.modality_ignored import SHUFFLED_PROBE
 
 # probe/<modality>/<statistic> for the statistics this guard reads
 _EMBEDDING_PROBE = re.compile(r"^probe/([^/]+)/(offdiag_cosine|dim_std|zero_fraction)$")

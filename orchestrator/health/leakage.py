@@ -7,11 +7,10 @@ from typing import Any, ClassVar, Mapping, Optional
 from pydantic import Field, field_validator
 
 from orchestrator.health.base import (
-    Coverage, Guard, TrialFacts, Verdict, at_most, below, epoch_of, finite, fmt, fmt_list,
+    SHUFFLED_PROBE, Coverage, Guard, TrialFacts, Verdict, at_most, epoch_of, finite, fmt, fmt_list,
     latest_epoch,
 )
 from orchestrator.health.metric_scale import best_possible, worst_reference
-from orchestrator.health.modality_ignored import SHUFFLED_PROBE
 from orchestrator.health.noise import sample_count
 
 WHAT_TO_CHECK = (

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 from pydantic import Field
 
 from orchestrator.health.base import (
-    Coverage, Guard, TrialFacts, Verdict, at_most, below, epoch_of, finite, fmt, fmt_pair,
+    SHUFFLED_PROBE, Coverage, Guard, TrialFacts, Verdict, at_most, below, epoch_of, finite, fmt, fmt_pair,
     higher_is_better, latest_epoch,
 )
 from orchestrator.health.metric_scale import best_possible, chance_level
 from orchestrator.health.noise import standard_error
 
-# probe/<modality>_shuffled/<metric>
-SHUFFLED_PROBE = re.compile(r"^probe/([^/]+)_shuffled/(.+)$")
 
 
 @dataclass(frozen=True)
