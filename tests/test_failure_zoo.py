@@ -347,12 +347,15 @@ def zoo_sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_one_sweep_stops_every_broken_zoo_task_with_its_guard_within_two_reports(zoo_sweep):
+def test_one_sweep_stops_every_broken_zoo_task_with_its_guard_within_two_reports(zoo_sweep, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     workdir, sweep, client = zoo_sweep
     # no trial of a broken task finished well, so the sweep says so and exits 1
     assert sweep.returncode == 1, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     stdout, stderr = squash(sweep.stdout), squash(sweep.stderr)
     assert len(sweep.stderr.strip().splitlines()) == 1 and stderr.startswith("error: ")
+    assert "[zoo_class_leak] guards on: " in stdout  # the preflight's coverage, before Ray started
+    assert "[zoo_zero_loss] guards off: " in stdout
     lines = [f"{'zoo task':26} {'expected':18} {'caught':18} onset(raw) verdict reports"]
     for module, guard, onset_of, keys, modality, _ in BROKEN:
         task = module.task

@@ -19,7 +19,8 @@ class PlateauGuard(Guard):
     in the trial's mode, and measures what the trend (a straight line through the last
     `patience` + 1 values) gained across them. The larger of the two must reach `min_delta`
     and, beyond it, the metric's own noise: `noise_sigmas` x the scatter of those values around
-    the line (see noise.py). No verdict on a report that just set a new best by `min_delta` (the
+    the line (see noise.py), once there are 2 x `patience` reports (before that, the curve's
+    early bends would read as noise and only `min_delta` counts). No verdict on a report that just set a new best by `min_delta` (the
     metric may still be rising), nor on one far below where the trend led (a crash is for the
     failure guards: a metric that crashed has not converged). On a small val set the metric wanders (R@1 over 200 images moves in steps of
     0.0025), and noise alone keeps setting new maxima; a gain inside that wander is no gain.
@@ -48,6 +49,8 @@ class PlateauGuard(Guard):
         before, recent = best(values[: -self.patience]), best(values[-self.patience :])
         gain = sign * (recent - before)
         slope, noise = line_fit(values[-(self.patience + 1):]) or (0.0, 0.0)
+        if len(values) < 2 * self.patience:
+            noise = 0.0  # early on the curve is still steep: its bends are not noise
         rise = sign * slope * self.patience  # what the trend gained across the window
         required = max(self.min_delta, self.noise_sigmas * noise)
         if not below(max(gain, rise), required):
