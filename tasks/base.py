@@ -11,7 +11,7 @@ Reported keys: the loop prefixes what a task returns, so `training_step` -> `tra
 The target metric is named with its prefix, e.g. `val/mean_r1`.
 
 Probe keys the health guards understand (all optional; report what the task has;
-`tasks.common.embedding_stats.embedding_statistics` computes the first four):
+`tasks.common.embedding_stats.embedding_statistics` computes the first three items' keys):
 - `<modality>/offdiag_cosine`: mean off-diagonal cosine similarity of the modality's
   L2-normalised embeddings on validation data (near 1 = collapsed).
 - `<modality>/dim_std`: mean over dimensions of the per-dimension standard deviation of the
