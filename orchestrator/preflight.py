@@ -21,7 +21,7 @@ import gc
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class PreflightResult:
     coverage: list[Coverage]
     subset: bool  # whether the task was asked for a subset of its data
     demo_dir: Path | None = None  # fresh demo data, in a temporary directory until installed
-    notes: list[str] = field(default_factory=list)
 
     def guards_on(self) -> list[Coverage]:
         return [item for item in self.coverage if item.active]
@@ -61,8 +60,9 @@ class PreflightResult:
     def lines(self) -> list[str]:
         """What the terminal shows for this task's preflight."""
         prefix = f"[{self.task_name}]"
-        data = f"at most {PREFLIGHT_SAMPLES} samples per split" if self.subset else "its data"
-        lines = [f"{prefix} preflight passed in {self.seconds:.1f} s (build on {data}, one "
+        data = (f"asked for at most {PREFLIGHT_SAMPLES} samples per split" if self.subset
+                else "on its whole data")
+        lines = [f"{prefix} preflight passed in {self.seconds:.1f} s (build {data}, one "
                  f"training step, evaluate, probe; {len(self.report)} keys reported)"]
         lines.append(f"{prefix} guards on: " + "; ".join(
             f"{item.guard} ({item.watches})" if item.watches else item.guard
@@ -74,7 +74,7 @@ class PreflightResult:
         gaps = [f"{item.guard}: {gap}" for item in self.guards_on() for gap in item.gaps]
         if gaps:
             lines.append(f"{prefix} blind spots: " + "; ".join(gaps))
-        return lines + [f"{prefix} {note}" for note in self.notes]
+        return lines
 
     def mlflow_params(self) -> dict[str, str]:
         """The guard coverage as params of the task's sweep run."""
