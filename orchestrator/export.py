@@ -10,17 +10,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from mlflow.tracking import MlflowClient
 
 from orchestrator.outcomes import FINISHED_WELL
 from orchestrator.tracking import (
-    CONFIG_ARTIFACT, MODEL_ARTIFACT_DIR, PARENT, ROLE, STATUS, best_metric_key,
+    CONFIG_ARTIFACT, GUARD, MODEL_ARTIFACT_DIR, PARENT, ROLE, STATUS, best_metric_key,
 )
 from orchestrator.training import MODEL_FILE, RESULT_FILE
 from tasks.base import Task
+
+
+BEST_EPOCH = "best/epoch"  # logged beside best/<metric>: the epoch that reached it
 
 
 class NothingToExport(LookupError):
@@ -39,7 +41,9 @@ class Winner:
 def find_winner(client: MlflowClient, task: Task) -> Winner:
     """The best finished trial of the task across its sweeps, by its best target metric.
 
-    Trials stopped by a failure guard (or failed) are never winners.
+    Ties go to the trial that reached that value at the earlier epoch, then to the trial
+    started first: the same order as the sweep's summary and its `orchestrate.best_trial` tag.
+    Trials stopped by a failure guard (leakage included) or failed are never winners.
     """
     experiment = client.get_experiment_by_name(task.name)
     if experiment is None:
@@ -55,7 +59,7 @@ def find_winner(client: MlflowClient, task: Task) -> Winner:
             [experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'sweep'", max_results=50000
         )
     }
-    candidates: list[Winner] = []
+    candidates: list[tuple[tuple, Winner]] = []
     for run in runs:
         sweep = sweeps.get(run.data.tags.get(PARENT, ""))
         if sweep is None or run.data.tags.get(STATUS) not in FINISHED_WELL:
@@ -63,15 +67,31 @@ def find_winner(client: MlflowClient, task: Task) -> Winner:
         metric, mode = sweep.data.params.get("metric", task.metric), sweep.data.params.get("mode", task.mode)
         value = run.data.metrics.get(best_metric_key(metric))
         if value is not None:
-            candidates.append(Winner(run.info.run_id, sweep.info.run_id, metric, mode, value))
+            epoch = run.data.metrics.get(BEST_EPOCH, float("inf"))
+            candidates.append(((value, epoch, run.info.start_time or 0, run.info.run_id),
+                               Winner(run.info.run_id, sweep.info.run_id, metric, mode, value)))
     if not candidates:
         raise NothingToExport(
-            f"task {task.name!r} has no finished trial with saved weights in {client.tracking_uri}; "
-            f"run `orchestrate sweep --task {task.name}` first"
+            f"task {task.name!r} has no finished trial with saved weights in {client.tracking_uri}"
+            + _why_none(runs, task.name)
         )
-    newest_mode = candidates[0].mode
-    pick = max if newest_mode == "max" else min
-    return pick(candidates, key=lambda winner: winner.value)
+    sign = -1.0 if candidates[0][1].mode == "max" else 1.0
+    return min(candidates, key=lambda item: (sign * item[0][0], *item[0][1:]))[1]
+
+
+def _why_none(runs: list, task_name: str) -> str:
+    """'; its 3 trials were stopped (3 leakage), ...': why no trial of the task can win."""
+    stopped: dict[str, int] = {}
+    for run in runs:
+        if run.data.tags.get(STATUS) == "stopped":
+            guard = run.data.tags.get(GUARD, "?")
+            stopped[guard] = stopped.get(guard, 0) + 1
+    if not stopped:
+        return f"; run `orchestrate sweep --task {task_name}` first"
+    guards = ", ".join(f"{count} {guard}" for guard, count in sorted(stopped.items()))
+    return (f": {sum(stopped.values())} of its {len(runs)} trials were stopped by a failure guard "
+            f"({guards}) and such trials are never exported; `orchestrate report --task "
+            f"{task_name}` shows why")
 
 
 def export_winner(client: MlflowClient, task: Task, out_dir: Path) -> Winner:

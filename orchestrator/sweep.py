@@ -73,6 +73,7 @@ class PreparedSweep:
     data_report: DataReport | None  # None for demo data not written yet
     data_location: str  # what the trials read: a path every node has, or a URI (data_access)
     default_data: bool  # no --data-dir given: ./data/<task>, demo data written on first use
+    preflight: Any = None  # the preflight's PreflightResult (orchestrator/preflight.py), once run
 
     def experiment_dir(self, options: SweepOptions) -> str:
         """`<storage>/<sweep name>/<task>`: where Tune keeps this task's experiment."""
@@ -174,7 +175,9 @@ def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
     if prepared.make_demo_data:
         console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
                       highlight=False, markup=False, soft_wrap=True)
-        task.make_demo_data(prepared.data_dir, seed=options.seed)
+        from orchestrator.preflight import install_demo_data  # preflight imports this module
+
+        install_demo_data(prepared, options.seed)  # its preflight's copy, moved into place
     location = prepared.data_location
     if on_cluster and prepared.default_data:
         location = join_location(sweep_storage(options), DEMO_DATA_DIR, task.name)
@@ -215,6 +218,7 @@ def run(
             "reduction_factor": spec.budget.reduction_factor, "seed": options.seed,
             "search_space": str(prepared.space_path), "data_dir": prepared.data_location,
             **cluster_params(alive_nodes()),
+            **(prepared.preflight.mlflow_params() if prepared.preflight else {}),
         },
         # A user who allowed a label leak gets every run marked, so no result hides it.
         run_tags={DATA_LEAK: "; ".join(leaks)[:5000]} if leaks else {},

@@ -90,6 +90,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
             mode=plan.mode,
             value_bounds=task.value_bounds,
             config=plan.health,
+            plausible_max=getattr(task, "plausible_max", None),
         )
         if verdict is not None:
             result.update(verdict.to_result())
