@@ -114,12 +114,9 @@ def prepare(
     check_against_task(spec, task.config_model, space_path)
     if spec.task is not None and spec.task != task.name:
         raise UsageError(f"{space_path}: is the search space of task {spec.task!r}, not {task.name!r}")
+    # A --max-epochs under the space's grace period (a quick 1-epoch check) leaves ASHA nothing
+    # to prune: the grace period shrinks to the budget (see _scheduler).
     max_epochs = options.max_epochs or spec.budget.max_epochs
-    if max_epochs < spec.budget.grace_period:
-        raise UsageError(
-            f"--max-epochs {max_epochs} is shorter than the grace period "
-            f"{spec.budget.grace_period} of {space_path}; raise --max-epochs"
-        )
 
     make_demo = False
     location, default_data = data_dir, data_dir is None
@@ -214,7 +211,7 @@ def run(
         sweep_params={
             "task": task.name, "task_reference": prepared.task_reference, "metric": metric,
             "mode": mode, "trials": options.trials, "max_epochs": prepared.max_epochs,
-            "grace_period": spec.budget.grace_period,
+            "grace_period": min(spec.budget.grace_period, prepared.max_epochs),
             "reduction_factor": spec.budget.reduction_factor, "seed": options.seed,
             "search_space": str(prepared.space_path), "data_dir": prepared.data_location,
             **cluster_params(alive_nodes()),
@@ -309,7 +306,7 @@ def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
     return ASHAScheduler(
         time_attr="training_iteration",
         max_t=max_epochs,
-        grace_period=spec.budget.grace_period,
+        grace_period=min(spec.budget.grace_period, max_epochs),
         reduction_factor=spec.budget.reduction_factor,
     )
 
