@@ -24,6 +24,7 @@ from orchestrator.registry import builtin_task_names, load_task, task_reference
 from orchestrator.training import (
     MixedPrecision, build_optimizer, save_checkpoint, seed_everything, train_one_epoch,
 )
+from orchestrator.trial_progress import TrialProgress
 from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
 
 
@@ -55,7 +56,8 @@ def measure(task_name: str, epochs: int, data_root: Path) -> dict[str, float]:
             seconds["probe"] += time.perf_counter() - started
             history.append(metrics)
             started = time.perf_counter()
-            save_checkpoint(Path(checkpoint_dir), setup, optimizer, schedule, precision, history)
+            save_checkpoint(Path(checkpoint_dir), setup, optimizer, schedule, precision,
+                            TrialProgress(task.metric, task.mode, history))
             seconds["checkpoint"] += time.perf_counter() - started
     return {part: value / epochs for part, value in seconds.items()}
 

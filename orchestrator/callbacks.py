@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ray import tune
@@ -53,3 +54,11 @@ def error_text(trial) -> str:
     if path and Path(path).is_file():
         return Path(path).read_text(errors="replace")
     return "the trial raised an error (no error file was written)"
+
+
+def last_failure_text(trial) -> str:
+    """The error of the trial's latest failed attempt: Ray Tune appends one `Failure # n`
+    section per failure to the trial's error file; this is the last one."""
+    text = error_text(trial)
+    sections = re.split(r"(?m)^Failure # \d+ \(occurred at [^)]*\)$", text)
+    return sections[-1].strip() or text

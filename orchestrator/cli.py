@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from orchestrator.commands import SweepFailed
 from orchestrator.data_access import LocationError
+from orchestrator.interruption import EXIT_CODE as INTERRUPTED_EXIT_CODE, SweepInterrupted
 from orchestrator.node_check import NodeCheckFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
 from orchestrator.spaces import SpecError
@@ -72,6 +74,29 @@ def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
     except SweepFailed as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
+    except SweepInterrupted:  # the summary said what was done and how to continue
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+
+
+def _resume_command(name: str) -> str:
+    """The command line that continues this sweep: its own arguments, with --name NAME --resume."""
+    given = sys.argv[1:]
+    if given[:1] != ["sweep"]:  # not run from a shell (e.g. a test's CLI runner)
+        given = ["sweep"]
+    kept, skip_value = [], False
+    for argument in given:
+        if skip_value:
+            skip_value = False
+        elif argument == "--name":
+            skip_value = True
+        elif not argument.startswith("--name=") and argument not in ("--resume", "--no-resume"):
+            kept.append(argument)
+    return shlex.join(["orchestrate", *kept, "--name", name, "--resume"])
 
 
 @app.command()
@@ -108,11 +133,13 @@ def sweep(
     if resume and not name:
         print("error: --resume needs the --name of the sweep to continue", file=sys.stderr)
         raise typer.Exit(2)
+    name = name or default_sweep_name()
     options = SweepOptions(
-        name=name or default_sweep_name(), trials=trials, max_epochs=max_epochs,
+        name=name, trials=trials, max_epochs=max_epochs,
         storage=storage or os.environ.get("ORCHESTRATE_STORAGE") or DEFAULT_STORAGE,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, concurrency=concurrency,
         seed=seed, resume=resume, max_failures=max_failures, allow_data_leak=allow_data_leak,
+        debug=debug, resume_command=_resume_command(name),
     )
     _run_reporting_errors(debug, lambda: run_sweeps(
         task or builtin_task_names(), space, data_dir, options, _tracking_uri(tracking_uri),

@@ -11,6 +11,8 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
+from orchestrator.interruption import SweepInterrupted
+from orchestrator.local_ray import keep_on_loopback, listens_on_loopback_only
 from orchestrator.node_check import check_every_node
 from orchestrator.outcomes import stopped_by_guard
 from orchestrator.preflight import preflight_all
@@ -49,14 +51,16 @@ def run_sweeps(
     summaries = []
     ledgers = []
     failed_logging: list[str] = []
+    interrupted = None  # the task a Ctrl-C stopped
     for one in prepared:
         console.print(
             f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
             f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_location}",
             highlight=False, markup=False, soft_wrap=True,
         )
-        ledger, tracker = run(one, options, client, experiment_ids[one.task.name], console)
-        failed_logging += tracker.failed_calls
+        swept = run(one, options, client, experiment_ids[one.task.name], console)
+        ledger = swept.ledger
+        failed_logging += swept.tracker.failed_calls
         ledgers.append((one, ledger))
         counts = ledger.counts()
         winner = ledger.best()
@@ -70,6 +74,9 @@ def run_sweeps(
             "best_config": "" if winner is None else config_text(
                 {k: v for k, v in winner.config.items() if k not in one.spec.fixed}),
         })
+        if swept.interrupted:
+            interrupted = one
+            break
     print_full_width(console, summary_table(summaries))
     for one, ledger in ledgers:
         for outcome in ledger.trials.values():
@@ -84,12 +91,33 @@ def run_sweeps(
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")
         for line in failed_logging:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    if interrupted is not None:
+        not_started = [one.task.name for one in prepared[len(ledgers):]]
+        for line in _interruption_text(interrupted, ledgers[-1][1], options, not_started):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        raise SweepInterrupted(options.resume_hint())
     if no_winner:
         raise SweepFailed("; ".join(_no_winner_text(name, ledger) for name, ledger in no_winner))
 
 
 class SweepFailed(RuntimeError):
     """A task's sweep produced no trial that finished well; the message is one line for a user."""
+
+
+def _interruption_text(task_sweep: PreparedSweep, ledger, options: SweepOptions,
+                       not_started: list[str]) -> list[str]:
+    """What an interrupted sweep did and did not do, and the command that continues it."""
+    in_flight = ledger.counts()["running"]
+    unsampled = max(0, options.trials - len(ledger.trials))
+    parts = [f"{in_flight} trial{'s' if in_flight != 1 else ''} stopped at their last checkpoint",
+             f"{unsampled} not started"]
+    tasks = f"; tasks not started: {', '.join(not_started)}" if not_started else ""
+    return [
+        f"Sweep interrupted (Ctrl-C) during task {task_sweep.task.name}: {', '.join(parts)}{tasks}. "
+        "MLflow marks the stopped trials and the sweep run as interrupted (KILLED).",
+        "Continue it with:",
+        f"  {options.resume_hint()}",
+    ]
 
 
 def _no_winner_text(task_name: str, ledger) -> str:
@@ -139,6 +167,9 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
     import optuna
     import ray
 
+    if address is None:  # a local Ray: nothing of it listens beyond this machine
+        keep_on_loopback()
+
     # Workers import plug-in tasks (`module:object`) from the directory the user runs in.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [os.getcwd(), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -148,6 +179,9 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
     # Keeping the best N checkpoints forces an experiment snapshot after every N checkpoints;
     # with epochs of a second that is often, and wanted (a resume loses less), not a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A failed attempt is one line of ours (progress.py) and its traceback goes to the trial's
+    # error file and MLflow; Tune's own traceback only with --debug.
+    os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if options.debug else "0"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Token authentication stays on; Ray's notice that it is on is not news to print each run.
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
@@ -170,5 +204,8 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
             "check the address, or leave --address out to start a local Ray"
         ) from None
     if address is None:  # an autoscaling cluster may still add larger nodes
+        if not listens_on_loopback_only():
+            raise RuntimeError("the local Ray does not listen on 127.0.0.1 only; "
+                               "this Ray version ignores RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0")
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
         check_resources(options, nodes)

@@ -13,6 +13,12 @@ from typing import Any, Literal
 
 Status = Literal["running", "completed", "converged", "pruned", "stopped", "failed"]
 FINISHED_WELL = ("completed", "converged", "pruned")  # trials whose weights may win
+BEST_EPOCH = "best/epoch"  # the epoch of a trial's best value, beside best/<metric>
+
+
+def best_metric_key(metric: str) -> str:
+    """The key under which a trial's best value (the one its exported weights reach) is kept."""
+    return f"best/{metric}"
 
 
 @dataclass
@@ -39,13 +45,20 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 def record_result(outcome: TrialOutcome, result: dict[str, Any], metric: str, mode: str) -> None:
-    """Fold one epoch's result into the outcome (epochs, latest and best metric)."""
-    outcome.epochs = int(result.get("training_iteration", outcome.epochs))
+    """Fold one epoch's result into the outcome (epochs, latest and best metric).
+
+    The trial loop reports the best of the trial's whole history (`best/<metric>`, `best/epoch`):
+    a trial resumed from a checkpoint reports only its later epochs here.
+    """
+    outcome.epochs = int(result.get("epoch", result.get("training_iteration", outcome.epochs)))
     value = result.get(metric)
     if isinstance(value, (int, float)):
         outcome.last_metric = float(value)
-        if is_better(float(value), outcome.best_metric, mode):
-            outcome.best_metric, outcome.best_epoch = float(value), outcome.epochs
+    best, best_epoch = result.get(best_metric_key(metric)), result.get(BEST_EPOCH)
+    if isinstance(best, (int, float)) and isinstance(best_epoch, int):
+        outcome.best_metric, outcome.best_epoch = float(best), best_epoch
+    elif isinstance(value, (int, float)) and is_better(float(value), outcome.best_metric, mode):
+        outcome.best_metric, outcome.best_epoch = float(value), outcome.epochs
 
 
 def finish(outcome: TrialOutcome, last_result: dict[str, Any], metric: str, max_epochs: int) -> None:

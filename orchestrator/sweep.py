@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime
+import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from orchestrator.cluster_info import alive_nodes, cluster_params
 from orchestrator.data_access import (
     LocationError, cached_copy, is_uri, join_location, open_uri, publish_directory)
 from orchestrator.data_check import inspect_dataset, summary_line
+from orchestrator.interruption import InterruptWatch
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
@@ -57,6 +59,21 @@ class SweepOptions:
     resume: bool = False
     max_failures: int = 2
     allow_data_leak: bool = False
+    debug: bool = False  # Ray Tune's own error logs (tracebacks) reach the terminal
+    resume_command: str = ""  # the command line that continues this sweep [a minimal one]
+
+    def resume_hint(self) -> str:
+        """The command that continues this sweep after an interruption."""
+        return self.resume_command or f"orchestrate sweep --name {self.name} --resume"
+
+
+@dataclass(frozen=True)
+class TaskSweep:
+    """One task's sweep as it ended: its ledger, its tracker, and whether Ctrl-C stopped it."""
+
+    ledger: OutcomeLedger
+    tracker: MlflowTracker
+    interrupted: bool
 
 
 @dataclass(frozen=True)
@@ -190,8 +207,8 @@ def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
 def run(
     prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
     console: Console,
-) -> tuple[OutcomeLedger, MlflowTracker]:
-    """Run one task's sweep to the end and return its ledger and its tracker."""
+) -> TaskSweep:
+    """Run one task's sweep to its end or to a Ctrl-C (orchestrator/interruption.py)."""
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
     if prepared.make_demo_data:
@@ -224,6 +241,7 @@ def run(
             "max_epochs": prepared.max_epochs,
             "config": task.config_model.model_validate(config).model_dump(),
         },
+        resume_command=options.resume_hint(),
     )
     tracker.start_sweep()
 
@@ -235,7 +253,8 @@ def run(
         tune.with_parameters(run_trial, plan=plan),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
-    callbacks = [LedgerCallback(ledger), tracker, ProgressDisplay(task.name, ledger, console)]
+    watch = InterruptWatch(options.resume_hint())
+    callbacks = [LedgerCallback(ledger), tracker, ProgressDisplay(task.name, ledger, console), watch]
     experiment_dir = prepared.experiment_dir(options)
     if options.resume and tune.Tuner.can_restore(experiment_dir):
         tuner = tune.Tuner.restore(
@@ -264,17 +283,25 @@ def run(
                 verbose=0,
             ),
         )
-    final_results = None
+    final_results, interrupted = None, False
+    handler_before = signal.getsignal(signal.SIGINT)
     try:
         grid = tuner.fit()
         final_results = {
             _trial_id(result): FinalResult(
-                result.metrics, None if result.error is None else str(result.error))
+                result.metrics, None if result.error is None else str(result.error),
+                result.checkpoint)
             for result in grid
         }
+    except KeyboardInterrupt:  # a Ctrl-C Ray Tune did not catch
+        interrupted = True
+        raise
     finally:
-        tracker.end_sweep(final_results)
-    return ledger, tracker
+        interrupted = interrupted or watch.interrupted
+        if not interrupted:  # Tune leaves its handler installed; a later Ctrl-C must work
+            signal.signal(signal.SIGINT, handler_before)
+        tracker.end_sweep(final_results, interrupted=interrupted)
+    return TaskSweep(ledger, tracker, interrupted)
 
 
 def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:

@@ -2,19 +2,23 @@
 
 Ray Tune runs `run_trial` once per trial with the sampled config. Each epoch ends in exactly one
 `tune.report` (so ASHA's `training_iteration` counts epochs) carrying a checkpoint, so a retried
-or resumed trial continues from its last epoch.
+or resumed trial continues from its last epoch, exactly as if it had never stopped: the
+checkpoint holds the weights, the optimiser and schedule, the global random generators and the
+history, and the loop tells the task's batches which epoch comes next.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
 from ray import tune
 
+from orchestrator import rng_state
 from orchestrator.data_access import local_data_dir
 from orchestrator.devices import device_tags
 from orchestrator.health import HealthConfig, check_health
@@ -27,10 +31,15 @@ from orchestrator.training import (
     prefixed,
     save_checkpoint,
     seed_everything,
+    set_epoch,
     train_one_epoch,
     training_device,
 )
+from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
 from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
+
+# Receives each epoch's result with the directory of its checkpoint (gone once it returns).
+Reporter = Callable[[dict[str, Any], Path], None]
 
 
 @dataclass(frozen=True)
@@ -46,12 +55,35 @@ class TrialPlan:
 
 
 def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
+    """Ray Tune's entry point: one attempt of a trial, from its last checkpoint if it has one."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None and has_ended(checkpoint):
+        return  # it ended before its sweep was interrupted; Tune's snapshot predates that
+    train_trial(
+        config, plan, checkpoint, _report_to_tune,
+        node_id=ray.get_runtime_context().get_node_id(),  # shows where each trial ran
+        gpus_assigned=len(ray.get_gpu_ids()),
+    )
+
+
+def _report_to_tune(result: dict[str, Any], checkpoint_dir: Path) -> None:
+    tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+def train_trial(
+    config: dict[str, Any],
+    plan: TrialPlan,
+    checkpoint: tune.Checkpoint | None,
+    report: Reporter,
+    node_id: str | None = None,
+    gpus_assigned: int | None = None,
+) -> None:
+    """Train one trial from its checkpoint (None: from scratch) to its budget or a verdict."""
     task = load_task(plan.task_reference)
-    node_id = ray.get_runtime_context().get_node_id()  # shows where each trial ran
     hyperparameters = task.config_model.model_validate(config)
     seed_everything(hyperparameters.seed)
     # Fails at once, with the facts, when a GPU Ray gave this trial is unusable (no CPU fallback).
-    device = training_device(gpus_assigned=len(ray.get_gpu_ids()))
+    device = training_device(gpus_assigned=gpus_assigned)
     setup = task.build(hyperparameters, local_data_dir(plan.data_dir), device)
     run_tags = device_tags(device)  # where this trial really trained, for MLflow
 
@@ -59,16 +91,16 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         setup, hyperparameters, plan.max_epochs, steps_per_epoch=len(setup.train_batches)
     )
     precision = MixedPrecision(setup.device)
-    history: list[dict[str, Any]] = []
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None and has_ended(checkpoint):
-        return  # it ended before its sweep was interrupted; Tune's snapshot predates that
+    progress = TrialProgress(plan.metric, plan.mode)
     if checkpoint is not None:  # a retried or resumed trial
         with checkpoint.as_directory() as directory:
-            history = load_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision)
+            progress = load_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision,
+                                       plan.metric, plan.mode)
 
-    for epoch in range(len(history), plan.max_epochs):
+    for epoch in range(len(progress.history), plan.max_epochs):
+        started = time.perf_counter()
         setup.model.train()
+        set_epoch(setup.train_batches, epoch)
         apply_unfreezing(setup.unfreezable_blocks, trainable_block_count(hyperparameters, epoch))
         losses = train_one_epoch(
             task, setup, optimizer, lr_schedule, precision, hyperparameters.grad_clip_norm
@@ -83,9 +115,10 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
             **prefixed("val", task.evaluate(setup, "val")),
             **prefixed("probe", task.probe(setup)),
         }
-        history.append(result)
+        result[EPOCH_SECONDS] = time.perf_counter() - started
+        progress.add_epoch(result, setup.model)
         verdict = check_health(
-            history,
+            progress.history,
             metric=plan.metric,
             mode=plan.mode,
             value_bounds=task.value_bounds,
@@ -95,8 +128,13 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         if verdict is not None:
             result.update(verdict.to_result())
 
+        # The next epoch starts from the generators' state in this checkpoint on every path,
+        # whatever reporting draws from them: resumed or not, the same numbers come next.
+        generators = rng_state.capture()
         with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision, history)
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+            save_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision, progress,
+                            generators)
+            report(result, Path(directory))
+        rng_state.restore(generators)
         if verdict is not None:
             return  # the sweep's stopper ends the trial on this result too

@@ -10,20 +10,25 @@ import contextlib
 import json
 import math
 import posixpath
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from orchestrator import rng_state
 from orchestrator.devices import GpuUnusable, cuda_problem, node_ip
+from orchestrator.trial_progress import TrialProgress
 from orchestrator.unfreezing import param_groups
 from tasks.base import Task, TrainingConfig, TrialSetup
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = "model.pt"  # the latest epoch's weights (the best epoch's in an exported model)
+BEST_MODEL_FILE = "best_model.pt"  # the best epoch's weights, when that is not the latest epoch
 ENDED_MARKER = "ended.json"  # beside a trial's checkpoints once the trial has ended
 TRAINER_STATE_FILE = "trainer_state.pt"
-RESULT_FILE = "result.json"
+RESULT_FILE = "result.json"  # {"history": [result per epoch], "best_epoch": n}
 
 
 def training_device(gpus_assigned: int | None = None) -> torch.device:
@@ -42,9 +47,27 @@ def training_device(gpus_assigned: int | None = None) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's global generators."""
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def set_epoch(train_batches: Any, epoch: int) -> None:
+    """Tell the training batches that the next pass is `epoch` (0-based), see TrialSetup.
+
+    Called on the batches and on a DataLoader's sampler and batch sampler, whichever have
+    `set_epoch`: an epoch-dependent order then follows the epoch, not how many passes this
+    process happened to make.
+    """
+    seen: list[Any] = []
+    for candidate in (train_batches, getattr(train_batches, "batch_sampler", None),
+                      getattr(train_batches, "sampler", None)):
+        if callable(getattr(candidate, "set_epoch", None)) and not any(candidate is s for s in seen):
+            candidate.set_epoch(epoch)
+            seen.append(candidate)
 
 
 def build_optimizer(
@@ -124,19 +147,26 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     lr_schedule: torch.optim.lr_scheduler.LRScheduler,
     precision: MixedPrecision,
-    history: list[dict[str, Any]],
+    progress: TrialProgress,
+    generators: dict[str, Any] | None = None,
 ) -> None:
-    """Write the model weights (loadable with weights_only=True), trainer state and the result."""
+    """Write the latest weights and the best epoch's (both loadable with weights_only=True),
+    the trainer state with the generators' state (rng_state.capture(), now when not given)
+    and the trial's progress."""
     torch.save(setup.model.state_dict(), directory / MODEL_FILE)
+    if progress.best_weights is not None and not progress.best_is_latest():
+        torch.save(progress.best_weights, directory / BEST_MODEL_FILE)
     torch.save(
         {
             "optimizer": optimizer.state_dict(),
             "lr_schedule": lr_schedule.state_dict(),
             "grad_scaler": precision.scaler.state_dict(),
+            "generators": generators if generators is not None else rng_state.capture(),
         },
         directory / TRAINER_STATE_FILE,
     )
-    (directory / RESULT_FILE).write_text(json.dumps({"history": history}, default=float))
+    (directory / RESULT_FILE).write_text(json.dumps(
+        {"history": progress.history, "best_epoch": progress.best_epoch}, default=float))
 
 
 def load_checkpoint(
@@ -145,16 +175,40 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     lr_schedule: torch.optim.lr_scheduler.LRScheduler,
     precision: MixedPrecision,
-) -> list[dict[str, Any]]:
-    """Restore a trial from its checkpoint; returns the reported history so far."""
+    metric: str,
+    mode: str,
+) -> TrialProgress:
+    """Restore a trial from its checkpoint: weights, trainer state, the global generators;
+    returns its progress (history and best epoch)."""
     setup.model.load_state_dict(
         torch.load(directory / MODEL_FILE, map_location=setup.device, weights_only=True)
     )
-    state = torch.load(directory / TRAINER_STATE_FILE, map_location=setup.device, weights_only=True)
+    state = torch.load(directory / TRAINER_STATE_FILE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     lr_schedule.load_state_dict(state["lr_schedule"])
     precision.scaler.load_state_dict(state["grad_scaler"])
-    return json.loads((directory / RESULT_FILE).read_text())["history"]
+    rng_state.restore(state["generators"])
+    saved = read_result(directory)
+    progress = TrialProgress(metric, mode, saved["history"], saved["best_epoch"])
+    if progress.best_is_latest():
+        progress.best_weights = {key: tensor.detach().to("cpu", copy=True)
+                                 for key, tensor in setup.model.state_dict().items()}
+    elif progress.best_epoch is not None:
+        progress.best_weights = torch.load(directory / BEST_MODEL_FILE, map_location="cpu",
+                                           weights_only=True)
+    return progress
+
+
+def read_result(directory: Path) -> dict[str, Any]:
+    """A checkpoint's result.json: {"history": [...], "best_epoch": n or None}."""
+    saved = json.loads((directory / RESULT_FILE).read_text())
+    saved.setdefault("best_epoch", None)
+    return saved
+
+
+def best_weights_file(directory: Path, best_epoch: int, epochs: int) -> Path:
+    """The file in a checkpoint directory with the weights of its best epoch."""
+    return directory / (MODEL_FILE if best_epoch == epochs else BEST_MODEL_FILE)
 
 
 def mark_ended(checkpoint: Any) -> None:

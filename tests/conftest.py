@@ -11,6 +11,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Every Ray a test starts, in this process (ray.init, ray.cluster_utils.Cluster) or in an
+# `orchestrate` it runs, listens on 127.0.0.1 only (orchestrator/local_ray.py). Set before any
+# test module imports Ray, which reads it once.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
 
 def orchestrate_command(*args: str) -> list[str]:
     executable = shutil.which("orchestrate") or str(Path(sys.executable).parent / "orchestrate")

@@ -26,6 +26,7 @@ from tasks.common.classification_metrics import (
     fpr_at_tpr,
 )
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
+from tasks.common.epoch_shuffle import EpochShuffleSampler
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 
@@ -118,7 +119,8 @@ def predict_split(
 
 
 def training_batches(train: data.AnomalySplit, batch_size: int, seed: int, num_workers: int) -> DataLoader:
-    """A re-iterable, seeded-shuffle DataLoader of (images, points, mask, labels) batches.
+    """A re-iterable DataLoader of (images, points, mask, labels) batches, each epoch's order
+    drawn from (seed, epoch) (tasks/common/epoch_shuffle.py).
 
     The last partial batch is dropped when there are at least 2 full batches or when it would
     hold a single scene (BatchNorm cannot normalise a batch of one).
@@ -128,8 +130,7 @@ def training_batches(train: data.AnomalySplit, batch_size: int, seed: int, num_w
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
+        sampler=EpochShuffleSampler(count, seed),
         drop_last=count >= 2 * batch_size or count % batch_size == 1,
         num_workers=num_workers,
     )

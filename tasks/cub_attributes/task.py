@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tasks.base import INF, DataReport, TrialSetup
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
+from tasks.common.epoch_shuffle import EpochShuffleSampler
 from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
@@ -189,8 +190,8 @@ class CubAttributesTask:
         batches = DataLoader(
             TensorDataset(train.images, train.attributes, train.labels),
             batch_size=config.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(config.seed),
+            # each epoch's order from (seed, epoch): a resumed trial draws what it would have
+            sampler=EpochShuffleSampler(len(train.labels), config.seed),
             # a tiny last batch gives a noisy step; keep it only when there are few batches
             drop_last=len(train.labels) >= 2 * config.batch_size,
             num_workers=config.num_workers,

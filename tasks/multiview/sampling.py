@@ -56,6 +56,10 @@ class ObjectBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Pin the next pass to `epoch` (otherwise each pass takes the next epoch)."""
+        self.epoch = epoch
+
     @property
     def objects(self) -> int:
         return len(self.pairs_of)

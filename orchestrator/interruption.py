@@ -1,0 +1,64 @@
+"""Ctrl-C during a sweep: the first stops it cleanly and says how to resume, a second quits.
+
+Ray Tune catches the first SIGINT itself: it stops the trials in flight (each keeps its last
+checkpoint), saves the experiment so that `--resume` continues it, and returns as if the sweep
+had ended. `InterruptWatch`, a Tune callback, notices that SIGINT so the sweep can end as
+interrupted (exit code 130), and makes a second Ctrl-C end the process at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from ray import tune
+
+EXIT_CODE = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
+
+
+class SweepInterrupted(Exception):
+    """The user interrupted the sweep; what was done is recorded and the summary printed."""
+
+
+class InterruptWatch(tune.Callback):
+    """Records whether the running sweep got a Ctrl-C; place it in the sweep's callbacks."""
+
+    def __init__(self, resume_command: str):
+        self.resume_command = resume_command
+        self.interrupted = False
+
+    # Tune pickles its callbacks with the experiment state; an interruption belongs to the
+    # process that saw it.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"resume_command": self.resume_command, "interrupted": False}
+
+    def setup(self, **info):
+        # Tune calls this after it installed its own SIGINT handler, which this one wraps.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        tune_handler = signal.getsignal(signal.SIGINT)
+
+        def first_interrupt(signum, frame):
+            self.interrupted = True
+            signal.signal(signal.SIGINT, self.quit_at_once)
+            sys.stderr.write("\nCtrl-C: stopping the sweep; the trials in flight keep their last "
+                             "checkpoint (Ctrl-C again to quit at once)\n")
+            sys.stderr.flush()
+            if callable(tune_handler):
+                tune_handler(signum, frame)  # Tune stops, then puts back the handler before it
+            signal.signal(signal.SIGINT, self.quit_at_once)
+
+        signal.signal(signal.SIGINT, first_interrupt)
+
+    def quit_at_once(self, signum, frame) -> None:
+        """A second Ctrl-C: end now. MLflow runs still RUNNING are reopened by the resume."""
+        sys.stderr.write(f"\nSecond Ctrl-C: quitting now. Continue the sweep with:\n"
+                         f"  {self.resume_command}\n")
+        sys.stderr.flush()
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[?25h")  # the live table hid the cursor
+            sys.stdout.flush()
+        os._exit(EXIT_CODE)

@@ -1,0 +1,228 @@
+"""The Ray Tune callback that mirrors a task's sweep into MLflow as it runs.
+
+All MLflow calls happen on the driver: trials on other nodes need no route to the tracking
+store, a sqlite store sees one writer, and the driver knows how each trial ended. This class
+only routes Tune's events; the sweep run (sweep_run.py), the trial runs (trial_runs.py), the
+epochs they mirror (trial_history.py) and the attempts (attempts.py) each have their module.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from mlflow.entities import RunTag
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from orchestrator.outcomes import BEST_EPOCH, OutcomeLedger, best_metric_key, fail, finish, record_result
+from orchestrator.tracking import durations
+from orchestrator.tracking.attempts import attempt_failed, attempt_started
+from orchestrator.tracking.names import GUARD, HEALTH_VERDICT_ARTIFACT, REASON, STATUS, TRIAL_ID
+from orchestrator.tracking.store import GuardedCalls
+from orchestrator.tracking.sweep_run import SweepRun
+from orchestrator.tracking.trial_history import mirror_checkpoint
+from orchestrator.tracking.trial_runs import TrialRuns
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """How Ray Tune last saw a trial: its last result, its error text if it failed, and its
+    latest checkpoint if it has one."""
+
+    last_result: dict[str, Any]
+    error: str | None
+    checkpoint: Any = None
+
+
+class MlflowTracker(tune.Callback):
+    """Mirrors a task's sweep into MLflow as it runs. Place it after the LedgerCallback."""
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        sweep_name: str,
+        task_name: str,
+        ledger: OutcomeLedger,
+        sweep_params: dict[str, Any],
+        full_config: Callable[[dict[str, Any]], dict[str, Any]],
+        run_tags: dict[str, str] | None = None,
+        resume_command: str | None = None,
+    ):
+        self.client = client
+        self.ledger = ledger
+        self.resume_command = resume_command or f"orchestrate sweep --resume --name {sweep_name}"
+        tags = dict(run_tags or {})  # set on the sweep run and every trial run
+        self.sweep = SweepRun(client, experiment_id, sweep_name, task_name, tags, sweep_params)
+        self.trials = TrialRuns(client, experiment_id, sweep_name, task_name, tags, full_config)
+        self.safely = GuardedCalls()
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.sweep.run_id
+
+    @property
+    def failed_calls(self) -> list[str]:
+        return self.safely.failed
+
+    # Tune pickles its callbacks with the experiment state; a client holds locks, so it is
+    # left out and rebuilt from its URI.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["client"] = self.client.tracking_uri
+        for part in ("sweep", "trials"):
+            state[part] = copy.copy(state[part])
+            state[part].client = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(tracking_uri=state["client"])
+        self.sweep.client = self.trials.client = self.client
+
+    # -- the sweep run --------------------------------------------------------------------
+    def start_sweep(self) -> str:
+        """Create (or, on resume, reopen) the sweep's run. Call before Tune starts."""
+        existing = self.sweep.find()
+        if existing is None:
+            self.trials.parent_run_id = self.sweep.create()
+        else:
+            self.trials.parent_run_id = existing.info.run_id
+            self.sweep.reopen(existing, self.trials.of_sweep)
+            self._recall_earlier_trials()
+        return self.sweep.run_id
+
+    def end_sweep(self, final_results: dict[str, FinalResult] | None, interrupted: bool = False) -> None:
+        """Close the trial runs left running (see _close_unfinished), then the sweep run:
+        FINISHED, or KILLED and tagged `interrupted` when the sweep was interrupted."""
+        self.safely("close trial runs left running", lambda: self._close_unfinished(final_results))
+        self.safely("end the sweep run", lambda: self.sweep.end(
+            self.ledger.counts(), self.ledger.best(), self.ledger.metric, interrupted,
+            self.resume_command))
+
+    # -- Tune hooks -----------------------------------------------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if not self._settled(trial):
+            self.safely(f"record the start of trial {trial.trial_id}",
+                        lambda: attempt_started(self.client, self.trials.of(trial)))
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if not self._settled(trial):
+            self.safely(f"log the epochs of trial {trial.trial_id}",
+                        lambda: self._mirror(trial, checkpoint, rerun_replaces=True))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        if not self._settled(trial):  # a retry hides nothing: the run records each failure
+            self.safely(f"record the retry of trial {trial.trial_id}",
+                        lambda: attempt_failed(self.client, self.trials.of(trial), trial, retried=True))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if not self._settled(trial):
+            self.safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FINISHED"))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        if not self._settled(trial):
+            self.safely(f"record the failure of trial {trial.trial_id}",
+                        lambda: attempt_failed(self.client, self.trials.of(trial), trial, retried=False))
+            self.safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FAILED"))
+
+    # -- helpers --------------------------------------------------------------------------
+    def _mirror(self, trial, checkpoint: Any, rerun_replaces: bool) -> None:
+        """Mirror the checkpoint into the trial's run. A new checkpoint no longer than the run
+        is a re-run of epochs (rerun_replaces): the run is replaced by one of its history."""
+        run = self.trials.of(trial)
+        metric, mode = self.ledger.metric, self.ledger.mode
+        if not mirror_checkpoint(self.client, run, checkpoint, metric, mode) and rerun_replaces:
+            mirror_checkpoint(self.client, self.trials.replace(trial.trial_id), checkpoint, metric, mode)
+
+    def _close(self, trial, mlflow_status: str) -> None:
+        run = self.trials.of(trial)
+        if trial.checkpoint is not None:  # epochs a failed tracking call may have left out
+            self._mirror(trial, trial.checkpoint, rerun_replaces=False)
+        outcome = self.ledger.outcome(trial.trial_id, trial.config)
+        tags = [RunTag(STATUS, outcome.status), RunTag(REASON, outcome.reason[:5000])]
+        if outcome.guard:
+            tags.append(RunTag(GUARD, outcome.guard))
+            last = trial.last_result or {}
+            verdict = {key: last[key] for key in last if key.startswith("health/")}
+            with tempfile.TemporaryDirectory() as directory:
+                path = Path(directory) / HEALTH_VERDICT_ARTIFACT
+                path.write_text(json.dumps(verdict, indent=2, default=str))
+                self.client.log_artifact(run.run_id, str(path))
+        self.trials.close(run.run_id, tags, mlflow_status, durations.end_time_ms(run.paused_seconds))
+
+    def _settled(self, trial) -> bool:
+        """An ended trial Tune restarted after a resume: its run is final and stays untouched."""
+        outcome = self.ledger.trials.get(trial.trial_id)
+        return outcome is not None and outcome.settled_earlier
+
+    def _recall_earlier_trials(self) -> None:
+        """On resume: put the trials that ended before the interruption back in the ledger."""
+        for run in self.trials.of_sweep():
+            tags = run.data.tags
+            if tags.get(STATUS, "running") in ("running", "interrupted"):
+                continue  # Tune resumes it, or it is closed at the end (_close_unfinished)
+            outcome = self.ledger.outcome(tags[TRIAL_ID], dict(run.data.params))
+            outcome.settled_earlier = True
+            outcome.status = tags[STATUS]
+            outcome.reason = tags.get(REASON, "")
+            outcome.guard = tags.get(GUARD)
+            outcome.guard_is_failure = outcome.status == "stopped"
+            outcome.best_metric = run.data.metrics.get(best_metric_key(self.ledger.metric))
+            outcome.last_metric = run.data.metrics.get(self.ledger.metric)
+            outcome.best_epoch = int(run.data.metrics[BEST_EPOCH]) if BEST_EPOCH in run.data.metrics else None
+            outcome.epochs = outcome.best_epoch or 0
+
+    def _close_unfinished(self, final_results: dict[str, FinalResult] | None) -> None:
+        """After Tune returns, no trial run may stay RUNNING.
+
+        final_results maps each trial Tune knows to its last result and error (None when Tune
+        itself raised). A trial whose last result is not `done` was interrupted: `--resume`
+        reopens its run. A finished trial whose run was not closed (its driver died first) is
+        closed from its last result and checkpoint. A run Tune has no record of (its driver was
+        killed before Tune's experiment state recorded the trial) can never finish: it is
+        `failed`, ended when it was last active.
+        """
+        for run in self.trials.of_sweep():
+            if run.data.tags.get(STATUS, "running") != "running":
+                continue
+            trial_id = run.data.tags.get(TRIAL_ID, "?")
+            outcome = self.ledger.outcome(trial_id, dict(run.data.params))
+            final = None if final_results is None else final_results.get(trial_id)
+            known = self.trials.runs.get(trial_id)
+            end_time = (durations.end_time_ms(known.paused_seconds) if known
+                        else durations.last_active_ms(self.client, run))
+            if final_results is not None and final is None:
+                status, mlflow_status = "failed", "FAILED"
+                reason = ("the sweep's driver was killed while this trial ran, before Ray Tune "
+                          "recorded it; the resumed sweep sampled a new trial in its place")
+                outcome.status, outcome.reason = status, reason
+            elif final is not None and final.error:
+                fail(outcome, final.error)
+                status, mlflow_status, reason = "failed", "FAILED", outcome.reason
+            elif final is not None and final.last_result.get("done"):
+                if final.checkpoint is not None:
+                    self._mirror(_TrialOf(trial_id, outcome.config), final.checkpoint,
+                                 rerun_replaces=False)
+                record_result(outcome, final.last_result, self.ledger.metric, self.ledger.mode)
+                finish(outcome, final.last_result, self.ledger.metric, self.ledger.max_epochs)
+                status, mlflow_status, reason = outcome.status, "FINISHED", outcome.reason
+            else:
+                status, mlflow_status = "interrupted", "KILLED"
+                reason = f"the sweep stopped before this trial finished; `{self.resume_command}` continues it"
+            run_id = self.trials.runs[trial_id].run_id if trial_id in self.trials.runs else run.info.run_id
+            self.trials.close(run_id, [RunTag(STATUS, status), RunTag(REASON, reason[:5000])],
+                              mlflow_status, end_time)
+
+
+@dataclass(frozen=True)
+class _TrialOf:
+    """A trial as the trial runs know it (id and config), for a trial Tune no longer runs."""
+
+    trial_id: str
+    config: dict[str, Any]
