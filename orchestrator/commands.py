@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
-from orchestrator.interruption import SweepInterrupted
+from orchestrator.interruption import SweepInterrupted, quiet_tune_interruption_logs
 from orchestrator.local_ray import keep_on_loopback, listens_on_loopback_only
 from orchestrator.node_check import check_every_node
 from orchestrator.outcomes import stopped_by_guard
@@ -109,8 +109,8 @@ def _interruption_text(task_sweep: PreparedSweep, ledger, options: SweepOptions,
     """What an interrupted sweep did and did not do, and the command that continues it."""
     in_flight = ledger.counts()["running"]
     unsampled = max(0, options.trials - len(ledger.trials))
-    parts = [f"{in_flight} trial{'s' if in_flight != 1 else ''} stopped at their last checkpoint",
-             f"{unsampled} not started"]
+    parts = [f"{in_flight} trial{'s' if in_flight != 1 else ''} in flight stopped (each resumes "
+             "from its last checkpoint)", f"{unsampled} not started"]
     tasks = f"; tasks not started: {', '.join(not_started)}" if not_started else ""
     return [
         f"Sweep interrupted (Ctrl-C) during task {task_sweep.task.name}: {', '.join(parts)}{tasks}. "
@@ -182,6 +182,8 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
     # A failed attempt is one line of ours (progress.py) and its traceback goes to the trial's
     # error file and MLflow; Tune's own traceback only with --debug.
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if options.debug else "0"
+    if not options.debug:
+        quiet_tune_interruption_logs()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Token authentication stays on; Ray's notice that it is on is not news to print each run.
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
@@ -203,6 +205,10 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
             f"cannot connect to the Ray cluster at --address {address!r} ({first}); "
             "check the address, or leave --address out to start a local Ray"
         ) from None
+    if not options.debug:
+        # Worker output is already off (log_to_driver); what remains is the raylet's paragraph
+        # on each dead worker, which a retry line of ours (progress.py) replaces.
+        ray._private.worker._worker_logs_enabled = False
     if address is None:  # an autoscaling cluster may still add larger nodes
         if not listens_on_loopback_only():
             raise RuntimeError("the local Ray does not listen on 127.0.0.1 only; "

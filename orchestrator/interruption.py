@@ -8,6 +8,7 @@ interrupted (exit code 130), and makes a second Ctrl-C end the process at once.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -17,6 +18,33 @@ from typing import Any
 from ray import tune
 
 EXIT_CODE = 130  # 128 + SIGINT: what a shell reports for a command ended by Ctrl-C
+
+
+# What Ray Tune logs about an interruption, which our own lines replace: its notice, its
+# `Tuner.restore(...)` advice (`orchestrate sweep --resume` is the way here), and the trials
+# that never started having no results.
+TUNE_INTERRUPTION_LOGS = {
+    "ray.tune.tune": ("Stop signal received", "Experiment has been interrupted",
+                      "Trials did not complete"),
+    "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics",),
+}
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_tune_interruption_logs() -> None:
+    """Keep Ray Tune's own interruption messages off the terminal (shown with --debug)."""
+    for logger_name, prefixes in TUNE_INTERRUPTION_LOGS.items():
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(prefixes))
 
 
 class SweepInterrupted(Exception):

@@ -87,8 +87,18 @@ def finish(outcome: TrialOutcome, last_result: dict[str, Any], metric: str, max_
 
 def fail(outcome: TrialOutcome, error_text: str) -> None:
     outcome.status = "failed"
+    outcome.reason = error_summary(error_text)
+
+
+def error_summary(error_text: str, limit: int = 200) -> str:
+    """An error's last line (the exception, for a traceback), cut at the last sentence that
+    ends within `limit` characters (Ray's errors for a dead worker run on for a paragraph)."""
     lines = [line.strip() for line in error_text.strip().splitlines() if line.strip()]
-    outcome.reason = lines[-1] if lines else "the trial raised an error"
+    last = lines[-1] if lines else "the trial raised an error"
+    if len(last) <= limit:
+        return last
+    cut = last.rfind(". ", 0, limit)
+    return last[: cut + 1] if cut > limit // 4 else last[:limit] + "..."
 
 
 def _format(value: float | None) -> str:

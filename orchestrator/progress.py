@@ -17,7 +17,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from orchestrator.callbacks import error_text
-from orchestrator.outcomes import OutcomeLedger, TrialOutcome
+from orchestrator.outcomes import OutcomeLedger, TrialOutcome, error_summary
 
 REFRESH_SECONDS = 1.0
 
@@ -109,11 +109,10 @@ class ProgressDisplay(tune.Callback):
 
 
 def failure_line(trial) -> str:
-    """'failed on node 10.0.0.12: DataError: ...': where a trial last failed and its error's last line."""
-    lines = [line.strip() for line in error_text(trial).splitlines() if line.strip()]
+    """'failed on node 10.0.0.12: DataError: ...': where a trial last failed and its error's
+    last line (outcomes.error_summary); the whole error is in the trial's error file."""
     node = ((trial.last_result or {}).get("run_tags") or {}).get("orchestrate.node_ip")
-    return ("failed" + (f" on node {node}" if node else "") + ": "
-            + (lines[-1] if lines else "no error text"))
+    return "failed" + (f" on node {node}" if node else "") + ": " + error_summary(error_text(trial))
 
 
 def summary_table(summaries: list[dict[str, Any]]) -> Table:

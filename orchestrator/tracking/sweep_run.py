@@ -68,6 +68,8 @@ class SweepRun:
         self.client.update_run(self.run_id, status="RUNNING")
         self.client.log_batch(self.run_id, tags=[
             RunTag(STATUS, "running"), RunTag(PAUSED_SECONDS, f"{self.paused_seconds:.3f}")])
+        if REASON in run.data.tags:  # why it stopped last time, no longer true
+            self.client.delete_tag(self.run_id, REASON)
         return self.run_id
 
     def end(self, counts: dict[str, int], best: TrialOutcome | None, metric: str,

@@ -1,0 +1,78 @@
+"""What MLflow must hold after any sweep, however it was interrupted: checks shared by tests.
+
+- every metric key of every run has at most one value per step;
+- one trial run per Ray Tune trial, none left RUNNING;
+- each trial run's epochs equal the history of its trial's latest checkpoint (the attempt whose
+  weights survive), and its model/ artifact holds the history up to its best epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+REPORTED_PREFIXES = ("train/", "val/", "probe/", "time/")
+
+
+def runs_of(client: MlflowClient, experiment_name: str, role: str) -> list:
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], f"tags.`orchestrate.role` = '{role}'",
+                              max_results=50000)
+
+
+def steps_with_two_values(client: MlflowClient, run) -> list[tuple[str, int]]:
+    """(key, step) pairs at which the run holds more than one value."""
+    doubled = []
+    for key in run.data.metrics:
+        steps = [metric.step for metric in client.get_metric_history(run.info.run_id, key)]
+        doubled += [(key, step) for step in sorted(set(steps)) if steps.count(step) > 1]
+    return doubled
+
+
+def assert_one_value_per_step(client: MlflowClient, experiment_name: str) -> None:
+    for run in runs_of(client, experiment_name, "trial") + runs_of(client, experiment_name, "sweep"):
+        doubled = steps_with_two_values(client, run)
+        assert not doubled, (run.info.run_name, doubled)
+
+
+def latest_checkpoint_history(trial_dir: Path) -> list[dict]:
+    """The history in the newest checkpoint Ray Tune kept of a trial."""
+    checkpoints = sorted(trial_dir.glob("checkpoint_*"), key=lambda path: int(path.name.split("_")[1]))
+    return json.loads((checkpoints[-1] / "result.json").read_text())["history"]
+
+
+def epoch_values(client: MlflowClient, run_id: str, keys) -> dict[str, dict[int, float]]:
+    return {key: {m.step: m.value for m in client.get_metric_history(run_id, key)} for key in keys}
+
+
+def assert_runs_mirror_checkpoints(client: MlflowClient, experiment_name: str,
+                                   experiment_dir: Path, metric: str) -> list:
+    """One run per Tune trial, none RUNNING, each run's epochs and model/ equal to its trial's
+    latest checkpoint. Returns the trial runs."""
+    runs = runs_of(client, experiment_name, "trial")
+    trial_dirs = {path.name.removeprefix("trial_"): path for path in experiment_dir.glob("trial_*")}
+    by_trial = {}
+    for run in runs:
+        by_trial.setdefault(run.data.tags["orchestrate.trial_id"], []).append(run)
+    assert all(len(group) == 1 for group in by_trial.values()), by_trial
+    assert set(trial_dirs) <= set(by_trial), (sorted(trial_dirs), sorted(by_trial))
+    assert all(run.info.status != "RUNNING" for run in runs), [r.info.status for r in runs]
+    for trial_id, trial_dir in trial_dirs.items():
+        if not list(trial_dir.glob("checkpoint_*")):
+            continue  # the trial failed before its first epoch
+        run = by_trial[trial_id][0]
+        history = latest_checkpoint_history(trial_dir)
+        keys = [key for key in history[-1] if key.startswith(REPORTED_PREFIXES)]
+        logged = epoch_values(client, run.info.run_id, keys)
+        for key in keys:
+            expected = {epoch: float(result[key]) for epoch, result in enumerate(history, 1) if key in result}
+            assert logged[key] == expected, (trial_id, key, logged[key], expected)
+        best_epoch = int(run.data.metrics["best/epoch"])
+        assert run.data.metrics[f"best/{metric}"] == history[best_epoch - 1][metric]
+        local = client.download_artifacts(run.info.run_id, "model/result.json")
+        assert json.loads(Path(local).read_text())["history"] == history[:best_epoch]
+    return runs
