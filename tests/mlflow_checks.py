@@ -76,3 +76,45 @@ def assert_runs_mirror_checkpoints(client: MlflowClient, experiment_name: str,
         local = client.download_artifacts(run.info.run_id, "model/result.json")
         assert json.loads(Path(local).read_text())["history"] == history[:best_epoch]
     return runs
+
+
+def uninterrupted_history(client: MlflowClient, run) -> list[dict]:
+    """What the trial of `run` reports when trained in this process from scratch, without a
+    stop: the config, data, budget and health checks its sweep used (config.yaml, the sweep
+    run's search space), one torch thread as Ray gives a 1-CPU trial."""
+    import torch
+    import yaml
+
+    from orchestrator.registry import load_task
+    from orchestrator.spaces import load_spec
+    from orchestrator.trainable import TrialPlan, train_trial
+
+    saved = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config.yaml")).read_text())
+    sweep = client.get_run(run.data.tags["mlflow.parentRunId"])
+    task = load_task(saved["task"])
+    plan = TrialPlan(saved["task"], saved["data_dir"], saved["max_epochs"], task.metric, task.mode,
+                     load_spec(Path(sweep.data.params["search_space"])).health)
+    results: list[dict] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_trial(saved["config"], plan, None, lambda result, directory: results.append(result))
+    finally:
+        torch.set_num_threads(threads)
+    return results
+
+
+def assert_matches_uninterrupted(client: MlflowClient, run) -> int:
+    """Every epoch MLflow holds of the run equals the same trial trained without a stop.
+    Returns how many epochs were compared."""
+    reference = uninterrupted_history(client, run)
+    keys = [key for key in reference[0] if key.startswith(("train/", "val/", "probe/"))]
+    logged = epoch_values(client, run.info.run_id, keys)
+    epochs = len(logged[keys[0]])
+    assert 0 < epochs <= len(reference)
+    for key in keys:
+        expected = {epoch: float(result[key]) for epoch, result in enumerate(reference[:epochs], 1)}
+        assert set(logged[key]) == set(expected), key
+        for epoch, value in expected.items():
+            assert abs(logged[key][epoch] - value) <= 1e-6 + 1e-6 * abs(value), (key, epoch, logged[key][epoch], value)
+    return epochs

@@ -185,8 +185,9 @@ class MlflowTracker(tune.Callback):
         itself raised). A trial whose last result is not `done` was interrupted: `--resume`
         reopens its run. A finished trial whose run was not closed (its driver died first) is
         closed from its last result and checkpoint. A run Tune has no record of (its driver was
-        killed before Tune's experiment state recorded the trial) can never finish: it is
-        `failed`, ended when it was last active.
+        killed before Tune's experiment state recorded the trial) belongs to no trial of the
+        sweep and can never finish: it is tagged `failed` with why, ended when it was last
+        active, and deleted (hidden from searches), so the sweep's runs are Tune's trials.
         """
         for run in self.trials.of_sweep():
             if run.data.tags.get(STATUS, "running") != "running":
@@ -218,6 +219,9 @@ class MlflowTracker(tune.Callback):
             run_id = self.trials.runs[trial_id].run_id if trial_id in self.trials.runs else run.info.run_id
             self.trials.close(run_id, [RunTag(STATUS, status), RunTag(REASON, reason[:5000])],
                               mlflow_status, end_time)
+            if final_results is not None and final is None:
+                self.client.delete_run(run_id)
+                self.ledger.trials.pop(trial_id, None)  # not a trial of this sweep either
 
 
 @dataclass(frozen=True)
