@@ -57,8 +57,9 @@ def error_text(trial) -> str:
 
 
 def last_failure_text(trial) -> str:
-    """The error of the trial's latest failed attempt: Ray Tune appends one `Failure # n`
-    section per failure to the trial's error file; this is the last one."""
-    text = error_text(trial)
+    """The error of the trial's latest failed attempt (its stack, then the exception), without
+    terminal colours: Ray Tune appends one `Failure # n` section per failure to the trial's
+    error file; this is the last one."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", error_text(trial))
     sections = re.split(r"(?m)^Failure # \d+ \(occurred at [^)]*\)$", text)
     return sections[-1].strip() or text
