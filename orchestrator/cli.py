@@ -174,6 +174,20 @@ def report(
 
 
 @app.command()
+def ui(
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    port: int = typer.Option(5000, min=0, max=65535, help="port on 127.0.0.1; 0 picks a free one"),
+    task: Optional[str] = typer.Option(None, "--task", help="open this task's newest sweep [the newest sweep]"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Start MLflow's UI on 127.0.0.1 and print the URLs of the newest sweep's trials, charts,
+    sweep run and registry (Ctrl-C stops it, exit code 0)."""
+    from orchestrator.ui import run_ui
+
+    _run_reporting_errors(debug, lambda: run_ui(_tracking_uri(tracking_uri), port, task, console))
+
+
+@app.command()
 def data(
     task: str = typer.Option(..., "--task", help="task name or package.module:object"),
     out: Optional[Path] = typer.Option(None, help="directory to write the demo dataset into"),

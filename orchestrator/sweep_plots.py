@@ -66,9 +66,9 @@ class SweepRecord:
     trials: list[TrialRecord]
 
 
-def read_sweep(client: MlflowClient, sweep_run_id: str) -> SweepRecord:
+def read_sweep(client: MlflowClient, sweep_run_id: str, with_history: bool = True) -> SweepRecord:
     """The sweep run's metric, mode, search space (None when its file is gone or invalid) and
-    trials with their target-metric histories, from MLflow alone."""
+    trials with (with_history) their target-metric histories, from MLflow alone."""
     sweep = client.get_run(sweep_run_id)
     metric = sweep.data.params.get("metric", "")
     mode = sweep.data.params.get("mode", "max")
@@ -86,7 +86,8 @@ def read_sweep(client: MlflowClient, sweep_run_id: str) -> SweepRecord:
     )
     trials = []
     for run in runs:
-        history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, metric)} if metric else {}
+        history = ({m.step: m.value for m in client.get_metric_history(run.info.run_id, metric)}
+                   if metric and with_history else {})
         trials.append(TrialRecord(
             run_id=run.info.run_id, name=run.info.run_name or run.info.run_id,
             status=run.data.tags.get(STATUS, "running"), params=dict(run.data.params),
@@ -107,7 +108,12 @@ def study_from_trials(trials: list[TrialRecord], mode: str, spec: SearchSpaceSpe
     distributions = _spec_distributions(spec, trials) if spec is not None else None
     if distributions is None:
         distributions = _inferred_distributions(trials)
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
+    try:
+        study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     for trial in trials:
         if trial.status in FINISHED_WELL and trial.best is not None and math.isfinite(trial.best):
             state, value = TrialState.COMPLETE, trial.best
@@ -200,6 +206,14 @@ def log_sweep_plots(client: MlflowClient, sweep_run_id: str) -> list[str]:
         if figures:
             client.log_artifacts(sweep_run_id, directory, PLOTS_DIR)
     return [f"{PLOTS_DIR}/{file_name}" for file_name in figures]
+
+
+def searched_parameters(sweep: SweepRecord) -> list[str]:
+    """The sweep's searched parameters: the search space's, in its order, or, when its file is
+    gone, those whose logged values differ between trials (sorted)."""
+    if sweep.spec is not None:
+        return list(sweep.spec.parameters)
+    return sorted(_inferred_distributions(sweep.trials))
 
 
 def _varies(trials: list[optuna.trial.FrozenTrial]) -> bool:
