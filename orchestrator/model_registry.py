@@ -75,11 +75,16 @@ def register_winner(
             raise
         # the run's Models column and the model's page point at each other
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=epoch)])
-        version = client.create_model_version(
-            task_name, source=f"models:/{model.model_id}", run_id=run_id, model_id=model.model_id,
-            tags={WINNER_VALUE: repr(value), "orchestrate.metric": metric},
-            description=f"`{metric}` = {value:.4f} at epoch {epoch} (run `{run_id}`)",
-        )
+        # MLflow's sql registry looks a `models:/<id>` source up through the process-wide
+        # tracking URI (a TODO in its code), not this client's: point that at our store meanwhile.
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        with _use_tracking_uri(client.tracking_uri):
+            version = client.create_model_version(
+                task_name, source=f"models:/{model.model_id}", run_id=run_id, model_id=model.model_id,
+                tags={WINNER_VALUE: repr(value), "orchestrate.metric": metric},
+                description=f"`{metric}` = {value:.4f} at epoch {epoch} (run `{run_id}`)",
+            )
         client.set_registered_model_alias(task_name, CHAMPION, version.version)
         return RegisteredWinner(task_name, str(version.version), model.model_id, reused=False)
     except MlflowException as error:
