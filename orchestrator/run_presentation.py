@@ -87,7 +87,10 @@ def _words(name: str) -> list[str]:
 
 
 def format_value(value: Any) -> str:
-    """A parameter value in a run name: 2 significant digits, exponents kept short (3.1e-4)."""
+    """A parameter value in a run name: 2 significant digits, exponents kept short (3.1e-4).
+    Numbers given as text (MLflow keeps params as text) are shown as numbers."""
+    if isinstance(value, str):
+        value = _number_or_text(value)
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
@@ -220,6 +223,15 @@ def _hue_walk(step: int) -> str:
     lightness = (0.35, 0.5, 0.65)[step % 3]
     red, green, blue = colorsys.hls_to_rgb(hue, lightness, 0.75)
     return "#{:02x}{:02x}{:02x}".format(*(round(channel * 255) for channel in (red, green, blue)))
+
+
+def _number_or_text(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _evidence_value(value: Any) -> str:

@@ -51,6 +51,7 @@ def test_values_are_short_with_two_significant_digits():
     assert format_value(64) == "64"
     assert format_value(True) == "True"
     assert format_value("mean_max") == "mean_max"
+    assert format_value("0.00031234") == "3.1e-4" and format_value("64") == "64"  # MLflow's text
     assert len(format_value("a_very_long_categorical_choice")) <= 10
 
 
