@@ -128,6 +128,8 @@ def test_epochs_re_run_after_a_killed_driver_replace_the_values_of_the_lost_atte
     # each new best of the surviving history, from the restored epoch 1 on
     assert metric_history(client, run_id, "best/epoch") == {2: 2, 3: 3}
     assert metric_history(client, run_id, f"best/{METRIC}") == {2: 0.2, 3: 0.25}
+    # seconds trained: the surviving epochs' (1 s each), not the lost attempt's as well
+    assert metric_history(client, run_id, "time/train_seconds") == {1: 1.0, 2: 2.0, 3: 3.0}
     exported = json.loads(Path(client.download_artifacts(run_id, "model/result.json")).read_text())
     assert [epoch[METRIC] for epoch in exported["history"]] == [0.1, 0.2, 0.25]
     weights = torch.load(client.download_artifacts(run_id, "model/model.pt"), weights_only=True)

@@ -67,11 +67,12 @@ class TrialRuns:
         return max(current, key=lambda run: run.info.start_time or 0) if current else None
 
     def of_sweep(self) -> list[Run]:
-        """Every trial run of the sweep."""
+        """Every trial run of the sweep, the first started first (ties between trials then
+        follow start order, as in an unbroken sweep)."""
         return self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{PARENT}` = '{self.parent_run_id}' and tags.`{ROLE}` = 'trial'",
-            max_results=50000,
+            max_results=50000, order_by=["attributes.start_time ASC"],
         )
 
     def replace(self, trial_id: str) -> TrialRun:
