@@ -210,8 +210,11 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
         # on each dead worker, which a retry line of ours (progress.py) replaces.
         ray._private.worker._worker_logs_enabled = False
     if address is None:  # an autoscaling cluster may still add larger nodes
-        if not listens_on_loopback_only():
-            raise RuntimeError("the local Ray does not listen on 127.0.0.1 only; "
-                               "this Ray version ignores RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0")
+        if not listens_on_loopback_only():  # refused: the network could reach this sweep
+            ray.shutdown()
+            raise UsageError(
+                "the local Ray listens beyond 127.0.0.1 (this Ray version ignores "
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0); install the Ray version the project pins, "
+                "or start Ray yourself and pass its --address")
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
         check_resources(options, nodes)
