@@ -39,10 +39,21 @@ def assert_one_value_per_step(client: MlflowClient, experiment_name: str) -> Non
         assert not doubled, (run.info.run_name, doubled)
 
 
-def latest_checkpoint_history(trial_dir: Path) -> list[dict]:
-    """The history in the newest checkpoint Ray Tune kept of a trial."""
-    checkpoints = sorted(trial_dir.glob("checkpoint_*"), key=lambda path: int(path.name.split("_")[1]))
-    return json.loads((checkpoints[-1] / "result.json").read_text())["history"]
+def latest_checkpoints(experiment_dir: Path) -> dict[str, Path]:
+    """Trial id -> the checkpoint Ray Tune's experiment state names as the trial's latest.
+
+    Not the highest-numbered checkpoint directory: a driver killed before Tune saved its state
+    can leave a later attempt's `checkpoint_000001` beside the `checkpoint_000000` that the
+    trial, restarted from scratch, wrote and kept.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    return {trial.trial_id: Path(trial.checkpoint.path)
+            for trial in ExperimentAnalysis(str(experiment_dir)).trials if trial.checkpoint is not None}
+
+
+def checkpoint_history(checkpoint: Path) -> list[dict]:
+    return json.loads((checkpoint / "result.json").read_text())["history"]
 
 
 def epoch_values(client: MlflowClient, run_id: str, keys) -> dict[str, dict[int, float]]:
@@ -55,17 +66,18 @@ def assert_runs_mirror_checkpoints(client: MlflowClient, experiment_name: str,
     latest checkpoint. Returns the trial runs."""
     runs = runs_of(client, experiment_name, "trial")
     trial_dirs = {path.name.removeprefix("trial_"): path for path in experiment_dir.glob("trial_*")}
+    checkpoints = latest_checkpoints(experiment_dir)
     by_trial = {}
     for run in runs:
         by_trial.setdefault(run.data.tags["orchestrate.trial_id"], []).append(run)
     assert all(len(group) == 1 for group in by_trial.values()), by_trial
     assert set(trial_dirs) <= set(by_trial), (sorted(trial_dirs), sorted(by_trial))
     assert all(run.info.status != "RUNNING" for run in runs), [r.info.status for r in runs]
-    for trial_id, trial_dir in trial_dirs.items():
-        if not list(trial_dir.glob("checkpoint_*")):
+    for trial_id in trial_dirs:
+        if trial_id not in checkpoints:
             continue  # the trial failed before its first epoch
         run = by_trial[trial_id][0]
-        history = latest_checkpoint_history(trial_dir)
+        history = checkpoint_history(checkpoints[trial_id])
         keys = [key for key in history[-1] if key.startswith(REPORTED_PREFIXES)]
         logged = epoch_values(client, run.info.run_id, keys)
         for key in keys:
