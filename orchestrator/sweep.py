@@ -242,6 +242,7 @@ def run(
             "config": task.config_model.model_validate(config).model_dump(),
         },
         resume_command=options.resume_hint(),
+        searched=list(spec.parameters),
     )
     tracker.start_sweep()
 

@@ -35,6 +35,7 @@ from orchestrator.training import (
     train_one_epoch,
     training_device,
 )
+from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
 from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
 
@@ -92,6 +93,7 @@ def train_trial(
     )
     precision = MixedPrecision(setup.device)
     progress = TrialProgress(plan.metric, plan.mode)
+    figures = TrialFigures()
     if checkpoint is not None:  # a retried or resumed trial
         with checkpoint.as_directory() as directory:
             progress = load_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision,
@@ -116,6 +118,7 @@ def train_trial(
             **prefixed("probe", task.probe(setup)),
         }
         result[EPOCH_SECONDS] = time.perf_counter() - started
+        figures.add_epoch(result[EPOCH_SECONDS])
         progress.add_epoch(result, setup.model)
         verdict = check_health(
             progress.history,
@@ -131,9 +134,16 @@ def train_trial(
         # The next epoch starts from the generators' state in this checkpoint on every path,
         # whatever reporting draws from them: resumed or not, the same numbers come next.
         generators = rng_state.capture()
+        pngs = {}
+        if figures.due(progress.best_is_latest(), last_epoch=epoch + 1 == plan.max_epochs,
+                       stopped=verdict is not None):
+            drawing = time.perf_counter()  # after the capture: drawing draws no training numbers
+            pngs = figures.draw(task, setup, progress.history)
+            result[PLOT_SECONDS] = time.perf_counter() - drawing
         with tempfile.TemporaryDirectory() as directory:
             save_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision, progress,
                             generators)
+            save_figures(Path(directory), pngs)
             report(result, Path(directory))
         rng_state.restore(generators)
         if verdict is not None:

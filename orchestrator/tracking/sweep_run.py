@@ -14,6 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.outcomes import TrialOutcome
 from orchestrator.tracking import durations
+from orchestrator.run_presentation import DESCRIPTION_TAG
+from orchestrator.tracking.presentation import sweep_run_tags
 from orchestrator.tracking.names import (
     BEST_TRIAL, PAUSED_SECONDS, REASON, ROLE, STATUS, SWEEP, TASK, best_metric_key)
 from orchestrator.tracking.store import now_ms
@@ -46,7 +48,7 @@ class SweepRun:
             self.experiment_id,
             run_name=self.sweep_name,
             tags={ROLE: "sweep", SWEEP: self.sweep_name, TASK: self.task_name, STATUS: "running",
-                  **self.run_tags},
+                  **sweep_run_tags(), **self.run_tags},
         )
         self.run_id = run.info.run_id
         self.client.log_batch(
@@ -73,8 +75,9 @@ class SweepRun:
         return self.run_id
 
     def end(self, counts: dict[str, int], best: TrialOutcome | None, metric: str,
-            interrupted: bool, resume_command: str) -> None:
-        """Log the trials' counts and the best trial, and end the run (KILLED if interrupted)."""
+            interrupted: bool, resume_command: str, description: str | None = None) -> None:
+        """Log the trials' counts and the best trial, set its description (markdown, see
+        tracking/presentation.py), and end the run (KILLED if interrupted)."""
         step = len(self.client.get_metric_history(self.run_id, ENDS_COUNTED_BY))
         now = now_ms()
         metrics = [Metric(f"trials/{'interrupted' if status == 'running' else status}", count, now, step)
@@ -85,6 +88,8 @@ class SweepRun:
         if best is not None:
             metrics.append(Metric(best_metric_key(metric), best.best_metric, now, step))
             tags.append(RunTag(BEST_TRIAL, best.trial_id))
+        if description:
+            tags.append(RunTag(DESCRIPTION_TAG, description[:5000]))
         self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(self.run_id, "KILLED" if interrupted else "FINISHED",
                                    end_time=durations.end_time_ms(self.paused_seconds))

@@ -13,7 +13,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
@@ -23,6 +23,7 @@ from orchestrator.outcomes import BEST_EPOCH, OutcomeLedger, best_metric_key, fa
 from orchestrator.tracking import durations
 from orchestrator.tracking.attempts import attempt_failed, attempt_started
 from orchestrator.tracking.names import GUARD, HEALTH_VERDICT_ARTIFACT, REASON, STATUS, TRIAL_ID
+from orchestrator.tracking.presentation import closing_status, describe_sweep, description_tag, rename_trials
 from orchestrator.tracking.store import GuardedCalls
 from orchestrator.tracking.sweep_run import SweepRun
 from orchestrator.tracking.trial_history import mirror_checkpoint
@@ -53,13 +54,16 @@ class MlflowTracker(tune.Callback):
         full_config: Callable[[dict[str, Any]], dict[str, Any]],
         run_tags: dict[str, str] | None = None,
         resume_command: str | None = None,
+        searched: Sequence[str] = (),
     ):
+        """searched: the search space's parameters in its order (trial names show those that
+        vary most; default: every parameter of the trials' configs)."""
         self.client = client
         self.ledger = ledger
         self.resume_command = resume_command or f"orchestrate sweep --resume --name {sweep_name}"
         tags = dict(run_tags or {})  # set on the sweep run and every trial run
         self.sweep = SweepRun(client, experiment_id, sweep_name, task_name, tags, sweep_params)
-        self.trials = TrialRuns(client, experiment_id, sweep_name, task_name, tags, full_config)
+        self.trials = TrialRuns(client, experiment_id, sweep_name, task_name, tags, full_config, searched)
         self.safely = GuardedCalls()
 
     @property
@@ -99,11 +103,18 @@ class MlflowTracker(tune.Callback):
 
     def end_sweep(self, final_results: dict[str, FinalResult] | None, interrupted: bool = False) -> None:
         """Close the trial runs left running (see _close_unfinished), then the sweep run:
-        FINISHED, or KILLED and tagged `interrupted` when the sweep was interrupted."""
+        FINISHED, or KILLED and tagged `interrupted` when the sweep was interrupted. The trial
+        runs are renamed now that every config is known, the sweep run gets its summary as its
+        description and the sweep's plots (orchestrator/sweep_plots.py) under plots/."""
+        from orchestrator.sweep_plots import log_sweep_plots  # it reads the package's names
+
         self.safely("close trial runs left running", lambda: self._close_unfinished(final_results))
+        description: list[str] = []
+        self.safely("name the trial runs", lambda: description.append(self._rename_trials()))
         self.safely("end the sweep run", lambda: self.sweep.end(
             self.ledger.counts(), self.ledger.best(), self.ledger.metric, interrupted,
-            self.resume_command))
+            self.resume_command, description[0] if description else None))
+        self.safely("draw the sweep's plots", lambda: log_sweep_plots(self.client, self.sweep.run_id))
 
     # -- Tune hooks -----------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -132,6 +143,12 @@ class MlflowTracker(tune.Callback):
             self.safely(f"close the run of trial {trial.trial_id}", lambda: self._close(trial, "FAILED"))
 
     # -- helpers --------------------------------------------------------------------------
+    def _rename_trials(self) -> str:
+        """Name and colour the trial runs after all their configs; returns the sweep's summary."""
+        runs = self.trials.of_sweep()
+        names = rename_trials(self.client, runs, self.trials.searched)
+        return describe_sweep(self.sweep.sweep_name, self.ledger, runs, names)
+
     def _mirror(self, trial, checkpoint: Any, rerun_replaces: bool) -> None:
         """Mirror the checkpoint into the trial's run. A new checkpoint no longer than the run
         is a re-run of epochs (rerun_replaces): the run is replaced by one of its history."""
@@ -145,7 +162,8 @@ class MlflowTracker(tune.Callback):
         if trial.checkpoint is not None:  # epochs a failed tracking call may have left out
             self._mirror(trial, trial.checkpoint, rerun_replaces=False)
         outcome = self.ledger.outcome(trial.trial_id, trial.config)
-        tags = [RunTag(STATUS, outcome.status), RunTag(REASON, outcome.reason[:5000])]
+        tags = [RunTag(STATUS, outcome.status), RunTag(REASON, outcome.reason[:5000]),
+                description_tag(outcome, self.ledger.metric)]
         if outcome.guard:
             tags.append(RunTag(GUARD, outcome.guard))
             last = trial.last_result or {}
@@ -154,7 +172,8 @@ class MlflowTracker(tune.Callback):
                 path = Path(directory) / HEALTH_VERDICT_ARTIFACT
                 path.write_text(json.dumps(verdict, indent=2, default=str))
                 self.client.log_artifact(run.run_id, str(path))
-        self.trials.close(run.run_id, tags, mlflow_status, durations.end_time_ms(run.paused_seconds))
+        self.trials.close(run.run_id, tags, closing_status(outcome, mlflow_status),
+                          durations.end_time_ms(run.paused_seconds))
 
     def _settled(self, trial) -> bool:
         """An ended trial Tune restarted after a resume: its run is final and stays untouched."""
@@ -212,12 +231,14 @@ class MlflowTracker(tune.Callback):
                                  rerun_replaces=False)
                 record_result(outcome, final.last_result, self.ledger.metric, self.ledger.mode)
                 finish(outcome, final.last_result, self.ledger.metric, self.ledger.max_epochs)
-                status, mlflow_status, reason = outcome.status, "FINISHED", outcome.reason
+                status, reason = outcome.status, outcome.reason
+                mlflow_status = closing_status(outcome, "FINISHED")
             else:
                 status, mlflow_status = "interrupted", "KILLED"
                 reason = f"the sweep stopped before this trial finished; `{self.resume_command}` continues it"
             run_id = self.trials.runs[trial_id].run_id if trial_id in self.trials.runs else run.info.run_id
-            self.trials.close(run_id, [RunTag(STATUS, status), RunTag(REASON, reason[:5000])],
+            self.trials.close(run_id, [RunTag(STATUS, status), RunTag(REASON, reason[:5000]),
+                                       description_tag(outcome, self.ledger.metric, status, reason)],
                               mlflow_status, end_time)
             if final_results is not None and final is None:
                 self.client.delete_run(run_id)

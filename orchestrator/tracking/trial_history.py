@@ -5,7 +5,8 @@ the run logs each epoch from it once (step = epoch), and the weights of the best
 `best/<metric>` and `best/epoch` at that epoch's step. A checkpoint whose history is not longer
 than what the run holds means the trial re-ran epochs the run has (a driver killed after the
 run logged them, before Ray Tune saved its own state): the run cannot take a second value at a
-step, so the caller replaces it and mirrors the checkpoint into the new run.
+step, so the caller replaces it and mirrors the checkpoint into the new run. Figures the
+worker drew into a checkpoint's plots/ (orchestrator/trial_figures.py) go to the run's plots/.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from orchestrator.tracking.names import (
     BEST_EPOCH, MODEL_ARTIFACT_DIR, NODE_ID, REPORTED_PREFIXES, best_metric_key)
 from orchestrator.tracking.store import now_ms
 from orchestrator.tracking.trial_runs import TrialRun
+from orchestrator.trial_figures import PLOTS_DIR
 from orchestrator.training import MODEL_FILE, RESULT_FILE, best_weights_file, read_result
 
 
@@ -43,6 +45,8 @@ def mirror_checkpoint(client: MlflowClient, run: TrialRun, checkpoint: Any, metr
         new_best = best_epoch is not None and best_epoch > run.best_epoch
         if new_best:  # the weights first: best/<metric> never names weights MLflow lacks
             log_model(client, run.run_id, Path(directory), history, best_epoch)
+        if (Path(directory) / PLOTS_DIR).is_dir():  # drawn by the worker (trial_figures.py)
+            client.log_artifacts(run.run_id, str(Path(directory) / PLOTS_DIR), PLOTS_DIR)
     for epoch in range(run.epochs_logged + 1, len(history) + 1):
         # one batch per epoch: an epoch is in the run whole or not at all
         metrics = epoch_metrics(history[epoch - 1], epoch)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import yaml
 from mlflow.entities import Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from orchestrator.tracking import durations
+from orchestrator.tracking.presentation import first_name, first_tags
 from orchestrator.tracking.names import (
     ATTEMPTS, BEST_EPOCH, CONFIG_ARTIFACT, MODEL_ARTIFACT_DIR, PARENT, PAUSED_SECONDS, REPLACES,
     RETRIES, ROLE, STATUS, SWEEP, TASK, TRAIN_SECONDS, TRIAL_ID)
@@ -34,8 +35,10 @@ class TrialRuns:
     """The trial runs of one sweep, nested under its sweep run."""
 
     def __init__(self, client: MlflowClient, experiment_id: str, sweep_name: str, task_name: str,
-                 run_tags: dict[str, str], full_config: Callable[[dict[str, Any]], dict[str, Any]]):
+                 run_tags: dict[str, str], full_config: Callable[[dict[str, Any]], dict[str, Any]],
+                 searched: Sequence[str] = ()):
         self.client = client
+        self.searched = list(searched)  # the search space's parameters, in its order
         self.experiment_id = experiment_id
         self.sweep_name = sweep_name
         self.task_name = task_name
@@ -124,13 +127,14 @@ class TrialRuns:
         )
 
     def _create(self, trial) -> TrialRun:
+        index = len(self.of_sweep()) + 1  # its place in start order, earlier drivers' runs included
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"{self.sweep_name}-{trial.trial_id}",
+            run_name=first_name(index, trial.config, self.searched),
             tags={
                 ROLE: "trial", PARENT: self.parent_run_id, SWEEP: self.sweep_name,
                 TASK: self.task_name, TRIAL_ID: trial.trial_id, STATUS: "running",
-                **self.run_tags,
+                **first_tags(index), **self.run_tags,
             },
         )
         run_id = run.info.run_id
