@@ -31,6 +31,13 @@ images, scenes, pairs) or `stderr/<metric>` (that metric's standard error, e.g. 
 bootstrap). Without them the guards judge the val metrics with fixed margins instead of the
 val set's own noise (orchestrator/health/noise.py).
 
+Optional method: `figures(setup, split) -> dict[str, matplotlib.figure.Figure]`, the figures a
+person reads the model from at a glance (ROC curves, retrieval examples, similarity histograms;
+tasks/common/figures.py draws them), keyed by a file name without extension. The trial loop
+calls it on a new best epoch with the model in eval mode (within a plotting budget, never in
+the training's random stream) and MLflow shows the PNGs under the trial run's `plots/`; the
+health probes over epochs are drawn by the orchestrator. A failing figure is skipped.
+
 Optional attribute: `plausible_max: dict[str, float]`, a reported key (e.g. "val/accuracy")
 -> the highest value a correct model plausibly reaches on the task's real data (the best
 published result plus a margin). A metric above it is stopped as a leak (labels reaching the

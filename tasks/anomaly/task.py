@@ -27,6 +27,7 @@ from tasks.common.classification_metrics import (
 )
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.epoch_shuffle import EpochShuffleSampler
+from tasks.common.figures import roc_pr_curves
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 
@@ -206,6 +207,12 @@ class AnomalyTask:
             "image_shuffled/auroc": auroc(images_moved.logits, val.scene_labels),
             "points_shuffled/auroc": auroc(points_moved.logits, val.scene_labels),
         }
+
+    def figures(self, setup: TrialSetup, split: str) -> dict[str, Any]:
+        """ROC and PR curves of the scene scores on a split."""
+        scenes = self._split(setup, split)
+        scores = torch.sigmoid(predict_split(setup.model, scenes, setup.device).logits)
+        return {"roc_pr": roc_pr_curves(scores, scenes.scene_labels, title=f"{split} scenes")}
 
     def _load(self, config: AnomalyConfig, data_dir: Path, split: str) -> data.AnomalySplit:
         return data.load_split(

@@ -21,6 +21,7 @@ from tasks.base import INF, DataReport, TrialSetup
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.epoch_shuffle import EpochShuffleSampler
 from tasks.common.image_augmentation import random_flip_and_shift
+from tasks.common.figures import confused_class_pairs
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.multiclass_metrics import multiclass_metrics, top_k_accuracy
@@ -247,6 +248,15 @@ class CubAttributesTask:
                 setup.model, outputs, val.labels, modality, setup.device
             )
         return probes
+
+    def figures(self, setup: TrialSetup, split: str) -> dict[str, Any]:
+        """The most confused class pairs on a split."""
+        tensors = self._split(setup, split)
+        outputs = (self._val_outputs(setup, tensors) if split == "val"
+                   else predict_split(setup.model, tensors, setup.device))
+        return {"confused_classes": confused_class_pairs(
+            outputs.logits.argmax(dim=1), tensors.labels, setup.extras["annotations"].class_names,
+            title=f"most confused classes ({split})")}
 
     def _split(self, setup: TrialSetup, split: str) -> SplitTensors:
         """The split's tensors, loaded from disk on first use and cached in setup.extras."""

@@ -20,6 +20,7 @@ from tasks.common.embedding_stats import (
     embedding_statistics,
     pair_similarities,
 )
+from tasks.common.figures import roc_pr_curves, similarity_histograms
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
@@ -206,6 +207,14 @@ class MultiviewTask:
             "view_a_shuffled/r1": positive_pair_r1(moved, view_b),
             **pair_similarities(scores, val.positives),
         }
+
+    def figures(self, setup: TrialSetup, split: str) -> dict[str, Any]:
+        """ROC and PR curves of the pair cosines, and their histograms, same vs different object."""
+        view_split = self._split(setup, split)
+        scores = pair_cosines(self._embeddings(setup, split), view_split)
+        same = view_split.pair_labels.bool()
+        return {"roc_pr": roc_pr_curves(scores, same, title=f"{split} view pairs"),
+                "similarities": similarity_histograms(scores[same], scores[~same], title="view-pair cosine")}
 
     def _split(self, setup: TrialSetup, split: str) -> ViewPairSplit:
         """The split's pairs and images, loaded from disk on first use and cached."""

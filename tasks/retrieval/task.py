@@ -21,6 +21,7 @@ from tasks.common.embedding_stats import (
     embedding_statistics,
     pair_similarities,
 )
+from tasks.common.figures import RetrievedItem
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.retrieval_metrics import (
@@ -28,6 +29,7 @@ from tasks.common.retrieval_metrics import (
     chance_metrics,
     retrieval_metrics,
 )
+from tasks.common.retrieval_figures import retrieval_figures
 from tasks.common.text_tokenizer import tokenize_captions
 from tasks.retrieval import data, demo
 from tasks.retrieval.config import RetrievalConfig
@@ -231,6 +233,17 @@ class RetrievalTask:
             )["mean_r1"],
             **pair_similarities(similarity, is_match),
         }
+
+    def figures(self, setup: TrialSetup, split: str) -> dict[str, Any]:
+        """Recall@K, similarity histograms and a top-5 grid on a split (retrieval_figures)."""
+        tokenised = self._split(setup, split)
+        images, texts = (self._val_embeddings(setup, tokenised) if split == "val"
+                         else encode_split(setup.model, tokenised, setup.device))
+        tokenizer = setup.extras["tokenizer"]
+        return retrieval_figures(
+            images @ texts.T, tokenised.caption_image_index,
+            lambda i: RetrievedItem(image=tokenised.images[i].permute(1, 2, 0).numpy(), text=f"image {i}"),
+            lambda j: tokenizer.decode(tokenised.input_ids[j], skip_special_tokens=True))
 
     def _split(self, setup: TrialSetup, split: str) -> TokenisedSplit:
         """The tokenised split, loaded from disk on first use and cached in setup.extras."""

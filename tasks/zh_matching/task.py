@@ -27,7 +27,9 @@ from tasks.common.embedding_stats import (
     embedding_statistics,
     pair_similarities,
 )
+from tasks.common.figures import RetrievedItem
 from tasks.common.modality_shuffle import derangement
+from tasks.common.retrieval_figures import retrieval_figures
 from tasks.common.retrieval_folds import fold_averaged_retrieval_metrics
 from tasks.common.retrieval_metrics import (
     RETRIEVAL_METRIC_BOUNDS,
@@ -259,6 +261,18 @@ class ZhMatchingTask:
             **shuffled_mean_r1(encoded),
             **pair_similarities(encoded.similarity, is_match),
         }
+
+    def figures(self, setup: TrialSetup, split: str) -> dict[str, Any]:
+        """Recall@K, similarity histograms and a top-5 grid on a split (retrieval_figures);
+        images are region features, so the grid names them."""
+        evaluation = self._split(setup, split)
+        encoded = (self._val_encoded(setup) if split == "val"
+                   else encode_split(setup.model, evaluation, setup.device))
+        tokens = setup.extras["vocabulary"].tokens
+        return retrieval_figures(
+            encoded.similarity, encoded.caption_image_index,
+            lambda i: RetrievedItem(text=f"image {i}"),
+            lambda j: "".join(tokens[int(t)] for t in evaluation.token_ids[j][1:evaluation.lengths[j] - 1]))
 
     def _split(self, setup: TrialSetup, split: str) -> EvaluationSplit:
         """The split with its captions encoded, read on first use and cached in setup.extras."""
