@@ -5,17 +5,15 @@ The sweep is tests/ui_sweep_task.py: four trials of a tiny matcher whose search 
 real bug (a contrastive loss without negatives), so some trials finish and at least one is
 stopped by the impossible_value guard. Screenshots go to the test's temporary directory.
 
-Until phase B wires orchestrator/run_presentation.py into orchestrator/tracking.py, the sweep
-itself still writes `<sweep>-<id>` names and FINISHED statuses; `present_like_phase_b` applies
-the same functions to the recorded runs, and the strict xfail test below flips to a failure
-(XPASS) the day the sweep does it by itself, so the stand-in is then removed.
+The sweep itself names its trial runs, marks the guard-stopped one FAILED, describes each run
+and draws the plots (orchestrator/tracking/presentation.py, orchestrator/trial_figures.py);
+nothing is added to the runs after it.
 
 Every request the browser makes outside 127.0.0.1 is aborted.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -24,11 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.outcomes import TrialOutcome
-from orchestrator.run_presentation import (
-    COLOUR_TAG, DESCRIPTION_TAG, abbreviations, mlflow_status, trial_colour, trial_description,
-    trial_run_name, varying_parameters,
-)
+from orchestrator.run_presentation import COLOUR_TAG, DESCRIPTION_TAG, mlflow_status
 from tests.conftest import orchestrate
 from tests.test_ui import start_ui, stop, wait_for_health
 from tests.ui_sweep_task import SPACE
@@ -55,8 +49,7 @@ def browser_missing() -> str | None:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """A real sweep of the plug-in task, exported and registered; the runs as the sweep left
-    them (before the phase-B stand-in)."""
+    """A real sweep of the plug-in task, exported and registered; the runs as the sweep left them."""
     workdir = tmp_path_factory.mktemp("browser")
     (workdir / "space.yaml").write_text(yaml.safe_dump(SPACE, sort_keys=False))
     # one trial at a time: the sampler sees results in a fixed order, so with seed 1 the second
@@ -77,52 +70,6 @@ def swept(tmp_path_factory):
     return workdir, client, experiment.experiment_id, trials
 
 
-def present_like_phase_b(client: MlflowClient, trials: list) -> None:
-    """Stand-in for phase B's wiring: names, statuses, descriptions and colours of the trial runs
-    from run_presentation's functions, written as the tracker will write them."""
-    configs = [dict(run.data.params) for run in trials]
-    shown = varying_parameters(configs, list(SPACE["parameters"]))
-    labels = abbreviations(shown)
-    for index, run in enumerate(trials, start=1):
-        tags = run.data.tags
-        outcome = TrialOutcome(tags["orchestrate.trial_id"], configs[index - 1], status=tags["orchestrate.status"],
-                               reason=tags["orchestrate.reason"], guard=tags.get("orchestrate.guard"),
-                               epochs=int(run.data.metrics.get("best/epoch", 0)),
-                               best_metric=run.data.metrics.get("best/val/mean_r1"))
-        client.update_run(run.info.run_id, name=trial_run_name(index, configs[index - 1], shown, labels))
-        client.set_tag(run.info.run_id, DESCRIPTION_TAG, trial_description(outcome, "val/mean_r1"))
-        client.set_tag(run.info.run_id, COLOUR_TAG, trial_colour(index))
-        client.set_terminated(run.info.run_id, mlflow_status(outcome.status))
-
-
-def log_winner_figures(workdir: Path, client: MlflowClient) -> str:
-    """The champion's similarity histogram and health probes, drawn from the registered model
-    and the run's recorded metrics, logged on its run under plots/ (what phase B does on each
-    new best epoch); returns the run id."""
-    import torch
-
-    from orchestrator.export import load_champion
-    from tasks.common.figures import health_probes, png_bytes, similarity_histograms
-
-    champion = load_champion("ui_matcher", tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
-    run_id = champion.files["metrics.json"]["run_id"]
-    images, attributes = champion.task.embed(champion.setup, champion.setup.extras["val"])
-    similarity = images @ attributes.T
-    matching = torch.eye(len(similarity), dtype=torch.bool)
-    run = client.get_run(run_id)
-    keys = [key for key in run.data.metrics if key.startswith(("probe/", "val/"))]
-    history: dict[int, dict] = {}
-    for key in keys:
-        for metric in client.get_metric_history(run_id, key):
-            history.setdefault(metric.step, {"epoch": metric.step})[key] = metric.value
-    plots = workdir / "plots"
-    plots.mkdir()
-    (plots / "similarities.png").write_bytes(png_bytes(similarity_histograms(similarity[matching], similarity[~matching])))
-    (plots / "health_probes.png").write_bytes(png_bytes(health_probes([history[s] for s in sorted(history)])))
-    client.log_artifacts(run_id, str(plots), "plots")
-    return run_id
-
-
 def test_browser_shows_the_sweeps_trials_a_failed_trial_a_plot_and_the_champion(swept, tmp_path):
     missing = browser_missing()
     if missing:
@@ -130,8 +77,8 @@ def test_browser_shows_the_sweeps_trials_a_failed_trial_a_plot_and_the_champion(
     from playwright.sync_api import sync_playwright
 
     workdir, client, experiment_id, trials = swept
-    present_like_phase_b(client, trials)
-    winner_run = log_winner_figures(workdir, client)
+    winner_run = client.get_run(trials[0].data.tags["mlflow.parentRunId"]).data.tags["orchestrate.best_trial"]
+    winner_run = next(run.info.run_id for run in trials if run.data.tags["orchestrate.trial_id"] == winner_run)
     stopped = [run for run in trials if run.data.tags["orchestrate.status"] == "stopped"]
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -150,9 +97,11 @@ def test_browser_shows_the_sweeps_trials_a_failed_trial_a_plot_and_the_champion(
             try:
                 check_trials_table(page, urls["trials"], trials, stopped, shots)
                 check_failed_trial_page(page, base, experiment_id, stopped[0], shots)
-                check_plot_artifact(page, base, experiment_id, winner_run, "plots/similarities.png", shots)
+                check_plot_artifact(page, base, experiment_id, winner_run, "plots/health_probes.png", shots)
+                check_plot_artifact(page, base, experiment_id, stopped[0].info.run_id, "plots/health_probes.png", shots)
                 sweep_run = trials[0].data.tags["mlflow.parentRunId"]
-                check_plot_artifact(page, base, experiment_id, sweep_run, "plots/parallel_coordinate.png", shots)
+                for plot in ("parallel_coordinate", "optimization_history", "learning_curves"):
+                    check_plot_artifact(page, base, experiment_id, sweep_run, f"plots/{plot}.png", shots)
                 check_charts(page, urls["charts"], shots)
                 check_registry(page, urls["registry"], shots)
             finally:
@@ -160,7 +109,7 @@ def test_browser_shows_the_sweeps_trials_a_failed_trial_a_plot_and_the_champion(
     finally:
         code, output = stop(process)
     assert code == 0, output
-    assert len(list(shots.glob("*.png"))) == 6
+    assert len(list(shots.glob("*.png"))) == 9
     print(f"screenshots: {shots}")
 
 
@@ -204,7 +153,7 @@ def check_plot_artifact(page, base: str, experiment_id: str, run_id: str, path: 
     image = page.locator("img[src^='blob:']").first
     image.wait_for(timeout=60_000)
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30_000)
-    page.screenshot(path=str(shots / f"artifact_{Path(path).stem}.png"))
+    page.screenshot(path=str(shots / f"artifact_{run_id[:8]}_{Path(path).stem}.png"))
     width, height = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert width >= 300 and height >= 200
 
@@ -226,13 +175,18 @@ def check_registry(page, url: str, shots: Path) -> None:
     assert "ui_matcher" in text and "Version 1" in text
 
 
-@pytest.mark.xfail(strict=True, reason="phase B: orchestrator/tracking.py does not yet name trial runs or set "
-                                       "FAILED for guard-stopped trials (run_presentation.py); remove the "
-                                       "stand-in present_like_phase_b when this passes")
 def test_the_sweep_itself_names_its_trials_and_marks_the_guard_stopped_one_failed(swept):
-    _, _, _, trials = swept  # the runs as the sweep recorded them, before the stand-in
-    for run in trials:
-        assert run.info.run_name.startswith("t0"), run.info.run_name
+    _, client, _, trials = swept
+    for index, run in enumerate(trials, start=1):
+        assert run.info.run_name.startswith(f"t{index:02d} "), run.info.run_name
         expected = mlflow_status(run.data.tags["orchestrate.status"])
         assert run.info.status == expected, (run.data.tags["orchestrate.status"], run.info.status)
-    assert json.dumps([run.data.tags.get(DESCRIPTION_TAG) for run in trials]).count("null") == 0
+        assert run.data.tags[DESCRIPTION_TAG].startswith(f"**{run.data.tags['orchestrate.status']}**")
+    assert "FAILED" in {run.info.status for run in trials}
+    colours = [run.data.tags[COLOUR_TAG] for run in trials]
+    assert len(set(colours)) == len(colours), colours
+    sweep = client.get_run(trials[0].data.tags["mlflow.parentRunId"])
+    summary = sweep.data.tags[DESCRIPTION_TAG]
+    assert "**Winner**" in summary and "impossible_value" in summary, summary
+    names = {run.info.run_name for run in trials}
+    assert any(f"`{name}`" in summary for name in names), summary
