@@ -234,16 +234,17 @@ def _reportable(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_tune_experiment(path: Path) -> list[TrialRecord]:
-    """Every trial of a Tune experiment directory, from its result.json, in sampling order
-    (Tune numbers trial ids in the order the searcher suggested them)."""
+    """Every trial of a Tune experiment directory, from its result.json, in sampling order:
+    the order trials started (Tune asks the searcher for a config when a slot frees and starts
+    that trial at once; the sweep's trial ids are random, so they cannot order them)."""
     trials = []
     for result_file in path.glob("*/result.json"):
         lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         if not lines:
             continue
         record = TrialRecord(lines[0]["config"], lines)
-        trials.append((lines[0]["trial_id"], record))
-    return [record for _, record in sorted(trials, key=lambda item: item[0].rsplit("_", 1)[-1])]
+        trials.append((lines[0]["timestamp"] - lines[0]["time_total_s"], record))
+    return [record for _, record in sorted(trials, key=lambda item: item[0])]
 
 
 # ---- the figures ------------------------------------------------------------------------
