@@ -28,6 +28,8 @@ arm samples and when it stops trials. Printed per arm, with mean and spread (min
   wall             the arm's wall time (its Ray start-up included) / the full-budget arm's
   broken share     the share of trials sampled in the broken region in the first and second
                    half of the sweep (sampling order)
+and, from the full-budget arm's learning curves, how well the metric at epoch k ranks configs
+by their final result (what a first rung at epoch k can see).
 
     python -m bench.compare [--task bench.tasks.broken_space:task] [--trials 12]
         [--max-epochs 12] [--seeds 3] [--arms random asha hyperband sha orchestrate]
@@ -307,6 +309,52 @@ def add_relative(per_arm: dict[str, dict[str, float]], mode: str) -> None:
         f["epoch_ratio"] = f["trial_epochs"] / base_epochs if base_epochs else math.nan
 
 
+def learning_curve_ranks(run: ArmRun, metric: str, mode: str) -> list[tuple[int, float, float]]:
+    """How well epoch k ranks a full-budget arm's configs by their final result.
+
+    For each epoch k: Spearman's rank correlation between the metric at epoch k and the
+    trial's best over its whole budget (a non-finite value ranks last), and the share of the
+    other trials ahead of the eventual winner at epoch k (ASHA with reduction factor r keeps
+    the winner at a rung while this share stays under 1 - 1/r). Returns (k, rho, share).
+    """
+    sign = 1.0 if mode == "max" else -1.0
+
+    def score(value: Any) -> float:
+        ok = isinstance(value, (int, float)) and math.isfinite(value)
+        return sign * float(value) if ok else -math.inf
+
+    trials = [t for t in run.trials if t.results]
+    finals = [max((score(r.get(metric)) for r in t.results), default=-math.inf) for t in trials]
+    winner = max(range(len(trials)), key=lambda i: finals[i]) if trials else None
+    rows = []
+    for k in range(1, max((len(t.results) for t in trials), default=0) + 1):
+        at_k = [score(t.results[k - 1].get(metric)) if len(t.results) >= k else -math.inf
+                for t in trials]
+        ahead = sum(v > at_k[winner] for i, v in enumerate(at_k) if i != winner)
+        rows.append((k, _spearman(at_k, finals), ahead / max(1, len(trials) - 1)))
+    return rows
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float:
+    import numpy as np
+
+    def ranks(values: list[float]) -> np.ndarray:
+        array = np.array([v if math.isfinite(v) else -1e300 for v in values])
+        order = array.argsort(kind="stable")
+        ranked = np.empty(len(array))
+        ranked[order] = np.arange(len(array))
+        for value in np.unique(array):  # ties share their mean rank
+            ranked[array == value] = ranked[array == value].mean()
+        return ranked
+
+    if len(xs) < 3:
+        return math.nan
+    rx, ry = ranks(xs), ranks(ys)
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
 COLUMNS = [("trial_epochs", "trial-epochs", "{:.0f}"), ("epoch_ratio", "x full budget", "{:.2f}"),
            ("best", "best", "{:.3f}"), ("gap_pct", "gap to best arm %", "{:.1f}"),
            ("broken_epochs", "epochs on broken trials", "{:.0f}"),
@@ -361,6 +409,9 @@ def run_seed(bench: Bench, arms: list[str]) -> dict[str, dict[str, float]]:
     per_arm = {arm: figures(run, bench.spec.metric, bench.spec.mode, broken)
                for arm, run in runs.items()}
     add_relative(per_arm, bench.spec.mode)
+    if "random" in runs:
+        per_arm["random"]["curve"] = learning_curve_ranks(runs["random"], bench.spec.metric,
+                                                          bench.spec.mode)
     return per_arm
 
 
@@ -398,6 +449,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"task {reference}, {args.trials} trials x {max_epochs} epochs, concurrency "
           f"{args.concurrency}, seeds {args.seeds} (mean, min-max over seeds)\n")
     print(table(per_seed, args.arms))
+    curves = [seed["random"]["curve"] for seed in per_seed if "curve" in seed.get("random", {})]
+    if curves:
+        print("\nLearning curves of the full-budget arm: how epoch k ranks configs by their final"
+              "\nresult (Spearman rho; share of trials ahead of the eventual winner at epoch k)\n")
+        print("| epoch k | " + " | ".join(str(k) for k, _, _ in curves[0]) + " |")
+        print("|---" * (len(curves[0]) + 1) + "|")
+        for index, title, fmt in ((1, "rank correlation with final", "{:.2f}"),
+                                  (2, "share ahead of the winner", "{:.2f}")):
+            cells = [cell([curve[k][index] for curve in curves if k < len(curve)], fmt)
+                     for k in range(len(curves[0]))]
+            print(f"| {title} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(per_seed, indent=2))
 

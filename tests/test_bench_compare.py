@@ -56,3 +56,17 @@ def test_gap_and_ratios_are_relative_to_the_best_arm_and_the_full_budget_arm():
     text = table([per_arm, per_arm], ["random", "orchestrate"])
     assert "| 25 (25-25) | 0.25 (0.25-0.25) | 0.760 (0.760-0.760) | 5.0 (5.0-5.0) |" in text
     assert "| 25 | 0.25 | 0.760 | 5.0 |" in table([per_arm], ["random", "orchestrate"])
+
+
+def test_learning_curve_ranks_say_when_an_early_epoch_would_have_dropped_the_winner():
+    from bench.compare import learning_curve_ranks
+    run = ArmRun("random", [
+        trial(HEALTHY, [0.2, 0.5, 0.9]),   # the winner: last at epoch 1
+        trial(HEALTHY, [0.6, 0.6, 0.6]),
+        trial(HEALTHY, [0.5, 0.55, 0.58]),
+        trial(BROKEN, [math.nan, math.nan, math.nan]),
+    ], wall_s=1.0)
+    rows = learning_curve_ranks(run, METRIC, "max")
+    assert [k for k, _, _ in rows] == [1, 2, 3]
+    assert rows[0][2] == 2 / 3 and rows[2][2] == 0.0  # two of three ahead of it at epoch 1
+    assert rows[2][1] == 1.0 and rows[0][1] < rows[2][1]
