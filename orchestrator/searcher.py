@@ -157,7 +157,10 @@ class GuardAwareOptunaSearch(OptunaSearch):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return  # TPE sorts pruned trials by their last value; NaN would rank nowhere
         values[int(step)] = float(value)
-        self._ot_trials[trial_id].report(float(value), int(step))
+        try:
+            self._ot_trials[trial_id].report(float(value), int(step))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # told before the sweep was resumed from an older snapshot; Tune reruns it
 
     def _best_value(self, trial_id: str) -> float | None:
         values = self._values.get(trial_id, {}).values()

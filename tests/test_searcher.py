@@ -180,3 +180,23 @@ def test_tpe_samples_the_broken_region_less_in_the_second_half_of_a_sweep():
     _, stock_second = shares("stock", 10, "Optuna default")
     assert second < first
     assert second < 0.5 * stock_second
+
+
+def test_a_trial_told_after_tunes_snapshot_and_rerun_on_resume_is_left_as_told(tmp_path):
+    """The driver died after a trial ended but before Tune snapshotted that: the resumed
+    sweep reruns it from its checkpoint; its results must not touch the finished study trial."""
+    first = searcher(tmp_path)
+    first.suggest("a")
+    first.on_trial_result("a", result(1, 0.2))
+    first.save(str(tmp_path / "searcher.pkl"))
+    first.on_trial_result("a", result(2, 0.3))
+    first.on_trial_complete("a", result=result(4, 0.5))
+
+    restored = searcher(tmp_path / "other")
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("a", result(2, 0.3))
+    restored.on_trial_result("a", result(3, 0.4))
+    restored.on_trial_complete("a", result=result(4, 0.5))
+    [told] = restored._ot_study.trials
+    assert told.state == TrialState.COMPLETE and told.value == 0.5
+    assert told.intermediate_values == {1: 0.2, 2: 0.3, 4: 0.5}
