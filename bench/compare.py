@@ -141,8 +141,9 @@ def _tune_arm(bench: Bench, arm: str) -> ArmRun:
     searcher = OptunaSearch(space=OptunaSpace(spec), metric=spec.metric, mode=spec.mode,
                             sampler=sampler)
     start = time.perf_counter()
-    ray.init(num_cpus=bench.concurrency, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    # address="local": a Ray of its own, never another process's cluster on this machine
+    ray.init(address="local", num_cpus=bench.concurrency, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),

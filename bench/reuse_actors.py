@@ -62,8 +62,8 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         load_task(REFERENCE).make_demo_data(data_dir, seed=0)
         spec = TrialSpec(REFERENCE, str(data_dir), args.epochs, "val/mean_r1", "max", HealthConfig())
-        ray.init(num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
         walls: dict[bool, list[float]] = {False: [], True: []}
         try:
             experiment(spec, args.concurrency, args.concurrency, False, Path(tmp))  # warm-up
