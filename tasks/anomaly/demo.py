@@ -26,6 +26,7 @@ from tasks.anomaly.demo_scenes import plan_scenario, render_frame
 from tasks.anomaly.layouts.anovox_released import IMAGE_FOLDER, LABELS_FOLDER, POINTS_FOLDER
 from tasks.anomaly.layouts.anovox_scenarios import CONFIGURATION_FOLDER, SCENARIO_PREFIX
 from tasks.anomaly.scenario_split import bucket_split
+from tasks.common.demo_encoders import place_image_encoder
 from tasks.common.pcd import pack_colours, write_pcd
 
 SCENARIOS = 100
@@ -89,7 +90,7 @@ def scenario_ids(seed: int, count: int) -> list[str]:
     return ids
 
 
-def make_demo_data(root: Path, seed: int = 0, scenarios: int = SCENARIOS) -> None:
+def make_demo_data(root: Path, seed: int = 0, scenarios: int = SCENARIOS, encoders: bool = True) -> None:
     """Write the demo dataset (see the module docstring) under root, deterministic in seed.
 
     scenarios: how many (tests write fewer); 35% of them, drawn with the seed, are anomalous.
@@ -112,3 +113,5 @@ def make_demo_data(root: Path, seed: int = 0, scenarios: int = SCENARIOS) -> Non
         }
     }
     (root / CONFIGURATION_FOLDER / "demo_scenarios.json").write_text(json.dumps(definitions, indent=1))
+    if encoders:  # the pretrained image encoder the search space names (demo_encoders.py)
+        place_image_encoder(Path(root))

@@ -28,6 +28,7 @@ from tasks.common.classification_metrics import (
 from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_statistics
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
+from tasks.common.local_weights import with_resolved_weights
 
 EVAL_BATCH_SIZE = 128
 DECISION_THRESHOLD = 0.5  # on the predicted probability, for accuracy
@@ -155,7 +156,9 @@ class AnomalyTask:
 
     def build(self, config: AnomalyConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, build the seeded detector on `device` with the training points'
-        input statistics, and the seeded training batches."""
+        input statistics, and the seeded training batches. A relative `image_weights` path is
+        read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("image_weights",))
         data_dir = Path(data_dir)
         # No separate check_data pass: loading raises the same one-line DataErrors.
         train = self._load(config, data_dir, "train")

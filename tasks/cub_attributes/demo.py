@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tasks.common.demo_encoders import place_image_encoder
 from tasks.cub_attributes.data import (
     ATTRIBUTE_LABELS_FILE,
     CLASSES_FILE,
@@ -176,7 +177,7 @@ def annotate(true_attributes: set[str], rng: random.Random) -> list[tuple[int, i
     return annotations
 
 
-def make_demo_data(tarball_root: Path, seed: int = 0) -> None:
+def make_demo_data(tarball_root: Path, seed: int = 0, encoders: bool = True) -> None:
     """Write 20 classes x 24 images (16 train, 8 test) as the CUB tarball unpacks under tarball_root.
 
     Files: attributes.txt, and in CUB_200_2011/: images.txt, train_test_split.txt,
@@ -219,3 +220,5 @@ def make_demo_data(tarball_root: Path, seed: int = 0) -> None:
     }
     for name, lines in files.items():
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if encoders:  # the pretrained image encoder the search space names (demo_encoders.py)
+        place_image_encoder(Path(tarball_root))

@@ -23,6 +23,7 @@ from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.multiclass_metrics import multiclass_metrics, top_k_accuracy
+from tasks.common.local_weights import with_resolved_weights
 from tasks.cub_attributes import data, demo
 from tasks.cub_attributes.model_inputs import attribute_vectors, load_images
 from tasks.cub_attributes.config import CubAttributesConfig
@@ -180,7 +181,8 @@ class CubAttributesTask:
 
     def build(self, config: CubAttributesConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Read the annotations (attribute labels from their cache), load train and val, build
-        the seeded model on `device`."""
+        the seeded model on `device`. A relative `image_weights` path is read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("image_weights",))
         annotations = data.read_annotations(Path(data_dir))
         train = load_split(annotations, "train", config)
         torch.manual_seed(config.seed)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tasks.common.demo_encoders import place_image_encoder
+
 IMAGE_SIDE = 32
 CANVAS = 64  # drawn at twice the size, then downsampled: smooth edges at 32x32
 CLASSES = 12
@@ -220,7 +222,7 @@ def image_name(item: DemoObject, view: int) -> str:
     return f"{item.class_name}/{item.split}/{item.class_name}_{item.number:04d}.obj.shaded_v{view:03d}.png"
 
 
-def make_demo_data(root: Path, seed: int = 0) -> None:
+def make_demo_data(root: Path, seed: int = 0, encoders: bool = True) -> None:
     """Write the render tree under root (created if missing); deterministic in seed."""
     root = Path(root)
     rng = random.Random(seed)
@@ -232,3 +234,5 @@ def make_demo_data(root: Path, seed: int = 0) -> None:
             render = front_view if view == 1 else angled_view
             noise = noise_rng.normal(0.0, 4.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
             render(layer, rng, noise).save(root / image_name(item, view))
+    if encoders:  # the pretrained image encoder the search space names (demo_encoders.py)
+        place_image_encoder(root)

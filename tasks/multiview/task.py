@@ -24,6 +24,7 @@ from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
 from tasks.common.retrieval_metrics import retrieval_metrics
+from tasks.common.local_weights import with_resolved_weights
 from tasks.multiview import data, demo
 from tasks.multiview.config import MultiviewConfig
 from tasks.multiview.loading import ViewPairSplit, load_split
@@ -107,7 +108,9 @@ class MultiviewTask:
     def build(self, config: MultiviewConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Split and pair the data as `config` says, load train and val, build the seeded
         shared encoder on `device`. DataError on a problem in the data; an image or object in
-        two splits is refused before any trial (orchestrate sweep, unless --allow-data-leak)."""
+        two splits is refused before any trial (orchestrate sweep, unless --allow-data-leak).
+        A relative `backbone_weights` path is read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("backbone_weights",))
         plan = data.plan_dataset(Path(data_dir), config, read_headers=False)
         plan.report.raise_if_unusable(allow_leaks=True)
         positives = [pair for pair in plan.pairs["train"] if pair.label == 1]

@@ -29,6 +29,7 @@ from tasks.common.retrieval_metrics import (
     retrieval_metrics,
 )
 from tasks.common.text_tokenizer import tokenize_captions
+from tasks.common.local_weights import with_resolved_weights
 from tasks.retrieval import data, demo
 from tasks.retrieval.config import RetrievalConfig
 from tasks.retrieval.model import DualEncoder, build_dual_encoder
@@ -129,7 +130,10 @@ class RetrievalTask:
         return data.check_data(Path(data_dir))
 
     def build(self, config: RetrievalConfig, data_dir: Path, device: Any) -> TrialSetup:
-        """Load train and val, train/load the tokeniser, build the seeded model on `device`."""
+        """Load train and val, train/load the tokeniser, build the seeded model on `device`.
+
+        Relative `image_weights` / `text_encoder` paths are read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("image_weights", "text_encoder"))
         index = data.read_index(Path(data_dir))
         train_split = data.load_split(index, "train", config.image_size)
         torch.manual_seed(config.seed)
