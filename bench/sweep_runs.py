@@ -25,9 +25,11 @@ from orchestrator.trainable import TrialPlan, run_trial
 
 @dataclass
 class TrialRecord:
-    """One finished trial: its full config, the sampled part, its metric per epoch, its end."""
+    """One finished trial: its config as given, every config value it ran with (defaults
+    included), the sampled part, its metric per epoch, how it ended."""
 
     config: dict[str, Any]
+    values: dict[str, Any]
     sampled: dict[str, Any]
     history: list[float] = field(default_factory=list)
     guard: str | None = None
@@ -81,10 +83,12 @@ def _run_listed_config(wrapped: dict[str, Any], plan: TrialPlan) -> None:
     run_trial(wrapped["config"], plan)
 
 
-def _records(grid: Any, metric: str, spec: SearchSpaceSpec, listed: bool) -> list[TrialRecord]:
+def _records(grid: Any, task: Any, spec: SearchSpaceSpec, listed: bool) -> list[TrialRecord]:
     records = []
     for result in grid:
         config = dict(result.config["config"] if listed else result.config)
+        values = task.config_model.model_validate(config).model_dump()
+        metric = spec.metric
         frame = result.metrics_dataframe
         history = [] if frame is None or metric not in frame else [float(v) for v in frame[metric]]
         guard = None
@@ -92,7 +96,7 @@ def _records(grid: Any, metric: str, spec: SearchSpaceSpec, listed: bool) -> lis
             guards = [g for g in frame["health/guard"] if isinstance(g, str) and g]
             guard = guards[-1] if guards else None
         sampled = {name: config[name] for name in spec.parameters if name in config}
-        records.append(TrialRecord(config, sampled, history, guard,
+        records.append(TrialRecord(config, values, sampled, history, guard,
                                    None if result.error is None else str(result.error).splitlines()[-1]))
     return records
 
@@ -145,7 +149,7 @@ def run_trials(
             ),
         )
         grid = tuner.fit()
-        return spec, _records(grid, spec.metric, spec, listed)
+        return spec, _records(grid, task, spec, listed)
 
 
 def median(values: list[float]) -> float:
