@@ -179,19 +179,19 @@ def pretraining_captions(descriptions: int = PRETRAINING_DESCRIPTIONS) -> list[s
     return lines
 
 
-def make_demo_data(root: Path, seed: int = 0, encoders: bool = True) -> None:
+def make_demo_data(root: Path, seed: int = 0, encoders: bool = True, images: int = NUM_IMAGES) -> None:
     """Write Images/ and captions.txt (Kaggle csv, header `image,caption`) under root, and
     (unless `encoders` is False) the pretrained encoders under root/pretrained/.
 
-    800 images with 5 captions each; the reader's generated split makes 600 train, 100 val and
-    100 test of them. The same seed writes the same bytes.
+    `images` images (800; tests write fewer) with 5 captions each; the reader's generated split
+    makes 600 train, 100 val and 100 test of 800. The same seed writes the same bytes.
     """
     root = Path(root)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     rows: list[tuple[str, str]] = []
-    for index in range(NUM_IMAGES):
+    for index in range(images):
         shape, colour = rng.choice(list(SHAPE_WORDS)), rng.choice(list(COLOURS))
         size, position = rng.choice(list(SIZE_RADIUS)), rng.choice(list(POSITION_CENTRES))
         name = f"shape_{index:05d}.png"
