@@ -30,7 +30,8 @@ def private_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cub_demo")
-    task.make_demo_data(root, seed=0)
+    # encoders=False: this module's private cache would pretrain the image encoder again
+    demo.make_demo_data(root, seed=0, encoders=False)
     return root
 
 
@@ -61,9 +62,9 @@ def test_task_satisfies_the_interface():
 def test_demo_data_is_deterministic_in_the_tarball_layout(tmp_path, demo_dir):
     report = task.check_data(demo_dir)
     assert report.layout == "CUB-200-2011, unpacked tarball (CUB_200_2011/ one level down)"
-    assert report.splits == {"train": 240, "val": 80, "test": 160}
+    assert report.splits == {"train": 300, "val": 100, "test": 200}
     assert not report.problems and not report.leaks  # noisy per-image annotations: no leak
-    task.make_demo_data(tmp_path, seed=0)
+    demo.make_demo_data(tmp_path, seed=0, encoders=False)
     dataset = "CUB_200_2011"
     for name in (cub.IMAGES_FILE, cub.SPLIT_FILE, cub.ATTRIBUTE_LABELS_FILE, "../attributes.txt"):
         assert (tmp_path / dataset / name).read_bytes() == (demo_dir / dataset / name).read_bytes()

@@ -23,7 +23,7 @@ SMALL_CONFIG = dict(batch_size=16, embed_dim=16, word_dim=16)
 def demo_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("zh_matching_demo")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(demo, "SPLIT_SIZES", SMALL_SPLITS)  # the real demo is ~100 MB
+        patch.setattr(demo, "SPLIT_SIZES", SMALL_SPLITS)  # the real demo is ~145 MB
         task.make_demo_data(root, seed=0)
     return root
 
@@ -70,9 +70,9 @@ def test_demo_is_the_real_layout_deterministic_in_seed_and_passes_check(tmp_path
 
 
 def test_default_demo_sizes_are_small_float32():
-    assert demo.SPLIT_SIZES == {"train": 240, "val": 50, "test": 50, "testall": 100}
+    assert demo.SPLIT_SIZES == {"train": 240, "val": 100, "test": 50, "testall": 100}
     megabytes = sum(demo.SPLIT_SIZES.values()) * demo.NUM_REGIONS * demo.FEATURE_DIM * 4 / 2**20
-    assert megabytes < 135
+    assert megabytes < 145
 
 
 def test_epoch_visits_each_training_image_once_with_one_of_its_captions(demo_setup):

@@ -46,7 +46,10 @@ SIGN_HEIGHT = 2.0  # bottom of a sign's plate
 EGO_STEP_M = 2.0  # ego travel between two frames
 RANGE_NOISE_M = 0.02  # LiDAR range noise (standard deviation, along the ray)
 LIDAR_DROPOUT = 0.05
-IMAGE_NOISE_STD = 12.0
+IMAGE_NOISE_STD = 16.0
+ANOMALY_POINTS = (8, 16)  # points of an anomaly per frame, before dropout (high exclusive)
+ANOMALY_SCALE = 0.7  # times the anomaly shapes' base sizes
+ANOMALY_INTENSITY = (0.35, 0.95)
 
 CAR_COLOURS = [(45, 45, 50), (150, 150, 155), (30, 40, 90), (90, 25, 30), (200, 200, 200)]
 SIGN_COLOURS = [(215, 35, 35), (240, 200, 30), (30, 70, 200), (240, 240, 240)]
@@ -155,15 +158,15 @@ def plan_scenario(rng: np.random.Generator, anomalous: bool, frames: int) -> Sce
         x = rng.uniform(6.0, 22.0) + travel
         shape = str(rng.choice(["sphere", "debris", "ring"]))
         if shape == "sphere":
-            radius, centre_z = rng.uniform(0.45, 0.8), rng.uniform(1.0, 2.0)
+            radius, centre_z = ANOMALY_SCALE * rng.uniform(0.45, 0.8), rng.uniform(1.0, 2.0)
         elif shape == "debris":  # lost cargo: a low, wide scatter on the road
-            radius, centre_z = 0.8, 0.2
+            radius, centre_z = ANOMALY_SCALE * 0.8, 0.2
         else:
-            radius, centre_z = rng.uniform(0.5, 0.9), rng.uniform(1.0, 1.6)
+            radius, centre_z = ANOMALY_SCALE * rng.uniform(0.5, 0.9), rng.uniform(1.0, 1.6)
         anomaly = OddObject(x, rng.uniform(-0.25, 0.25) * (x - travel), shape, float(radius),
                             float(centre_z), visibility,
                             ANOMALY_COLOURS[int(rng.integers(len(ANOMALY_COLOURS)))],
-                            int(rng.integers(12, 25)))
+                            int(rng.integers(*ANOMALY_POINTS)))
     return ScenarioPlan(cars, signs, bushes, anomaly)
 
 
@@ -211,7 +214,7 @@ def odd_object_points(rng, odd: OddObject, x: float) -> np.ndarray:
             [rng.normal(0, 0.05, count), odd.radius * np.cos(angle), odd.radius * np.sin(angle)], axis=1
         )
     xyz = np.array([x, odd.y, odd.centre_z]) + offsets
-    return np.concatenate([xyz, rng.uniform(0.35, 0.95, (count, 1))], axis=1)
+    return np.concatenate([xyz, rng.uniform(*ANOMALY_INTENSITY, (count, 1))], axis=1)
 
 
 def bush_points(rng, bush: Bush, x: float) -> np.ndarray:
