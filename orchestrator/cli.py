@@ -16,6 +16,9 @@ import typer
 from rich.console import Console
 
 from orchestrator.commands import SweepFailed
+from orchestrator.data_access import LocationError
+from orchestrator.model_registry import RegistryError
+from orchestrator.node_check import NodeCheckFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
 from orchestrator.spaces import SpecError
 from orchestrator.sweep import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, UsageError
@@ -30,7 +33,8 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts show defaults in [brackets], which are not rich markup
 )
 console = Console()
-USER_ERRORS = (SpecError, TaskNotFound, DataError, UsageError, TrackingUnavailable)
+USER_ERRORS = (SpecError, TaskNotFound, DataError, UsageError, TrackingUnavailable, LocationError,
+               NodeCheckFailed, RegistryError)
 
 TRACKING_HELP = "MLflow tracking URI [env MLFLOW_TRACKING_URI, else sqlite:///mlflow.db]"
 
@@ -78,11 +82,13 @@ def sweep(
     trials: int = typer.Option(8, min=1, help="trials per task"),
     max_epochs: Optional[int] = typer.Option(None, min=1, help="epoch budget per trial [the space's budget.max_epochs]"),
     space: Optional[Path] = typer.Option(None, help="search-space YAML (one task only) [search_spaces/<task>.yaml]"),
-    data_dir: Optional[Path] = typer.Option(
-        None, help="dataset directory (one task only) [./data/<task>, demo data written on first use]"),
+    data_dir: Optional[str] = typer.Option(
+        None, help="dataset directory (one task only): a path every node has, or a URI such as "
+        "s3://BUCKET/PATH fetched once per node [./data/<task>, demo data written on first use]"),
     tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
     storage: Optional[str] = typer.Option(
-        None, help="where Ray keeps results and checkpoints: a path or s3://, gs:// URI "
+        None, help="where Ray keeps results and checkpoints: a path or s3://, gs:// URI, options "
+        "in a query string (s3://BUCKET/PATH?endpoint_override=HOST:PORT) "
         f"[env ORCHESTRATE_STORAGE, else ./{DEFAULT_STORAGE}]"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. auto [start a local Ray]"),
     cpus_per_trial: float = typer.Option(1.0, min=0.0, help="CPUs reserved per trial (fractions allowed)"),
@@ -119,20 +125,30 @@ def best(
     task: str = typer.Option(..., "--task", help="task name or package.module:object"),
     out: Path = typer.Option(..., help="directory to write config.yaml, metrics.json, model.pt, README.md"),
     tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    no_register: bool = typer.Option(
+        False, "--no-register", help="only export; do not register the winner in MLflow's model registry"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
-    """Export the best finished trial of a task from MLflow (works after Ray is gone)."""
+    """Export the best finished trial of a task from MLflow (works after Ray is gone) and register
+    it as the MLflow model named after the task, alias `champion`."""
     from orchestrator.export import NothingToExport, export_winner
 
     def body() -> None:
         loaded, client = _task_and_tracking(task, tracking_uri)
         try:
-            winner = export_winner(client, loaded, out)
+            export = export_winner(client, loaded, out, register=not no_register)
         except NothingToExport as error:
             raise UsageError(str(error)) from None
+        winner = export.winner
         console.print(
             f"exported {loaded.name} winner: {winner.metric} = {winner.value:.4f} "
             f"(run {winner.run_id}) -> {out}", highlight=False)
+        if export.registered is not None:
+            registered = export.registered
+            again = " (already registered; alias moved back to it)" if registered.reused else ""
+            console.print(
+                f"registered as MLflow model {registered.name!r} version {registered.version}, "
+                f"alias champion{again}: models:/{registered.name}@champion", highlight=False)
 
     _run_reporting_errors(debug, body)
 
@@ -155,6 +171,20 @@ def report(
         console.print(report_table(loaded, rows))
 
     _run_reporting_errors(debug, body)
+
+
+@app.command()
+def ui(
+    tracking_uri: Optional[str] = typer.Option(None, help=TRACKING_HELP),
+    port: int = typer.Option(5000, min=0, max=65535, help="port on 127.0.0.1; 0 picks a free one"),
+    task: Optional[str] = typer.Option(None, "--task", help="open this task's newest sweep [the newest sweep]"),
+    debug: bool = typer.Option(False, help="show tracebacks"),
+) -> None:
+    """Start MLflow's UI on 127.0.0.1 and print the URLs of the newest sweep's trials, charts,
+    sweep run and registry (Ctrl-C stops it, exit code 0)."""
+    from orchestrator.ui import run_ui
+
+    _run_reporting_errors(debug, lambda: run_ui(_tracking_uri(tracking_uri), port, task, console))
 
 
 @app.command()

@@ -10,15 +10,20 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
-from orchestrator.progress import config_text, summary_table
+from orchestrator.cluster_info import alive_nodes
+from orchestrator.node_check import check_every_node
+from orchestrator.outcomes import stopped_by_guard
+from orchestrator.preflight import preflight_all
+from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.tracking import open_experiment
-from orchestrator.sweep import PreparedSweep, SweepOptions, UsageError, check_resources, prepare, run
+from orchestrator.sweep import (
+    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run)
 
 
 def run_sweeps(
     task_names: list[str],
     space: Path | None,
-    data_dir: Path | None,
+    data_dir: str | None,
     options: SweepOptions,
     tracking_uri: str,
     address: str | None,
@@ -31,10 +36,15 @@ def run_sweeps(
         raise UsageError("no task to sweep: pass --task NAME")
     prepared = [prepare(name, space, data_dir, options) for name in task_names]
     _check_no_earlier_sweep(prepared, options)
+    prepared = preflight_all(prepared, options.seed, console)  # writes nothing when it fails
     _connect_ray(address, options)
     # The tracking store is checked before any trial starts: one line if it is unreachable.
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
+    prepared = [place_data(one, options, on_cluster=address is not None, console=console)
+                for one in prepared]
+    # Every alive node reads the data (and can use its GPUs) before any trial starts there.
+    check_every_node(alive_nodes(), [one.data_location for one in prepared], options.gpus_per_trial)
 
     summaries = []
     ledgers = []
@@ -42,7 +52,7 @@ def run_sweeps(
     for one in prepared:
         console.print(
             f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
-            f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_dir}",
+            f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_location}",
             highlight=False, markup=False, soft_wrap=True,
         )
         ledger, tracker = run(one, options, client, experiment_ids[one.task.name], console)
@@ -55,11 +65,12 @@ def run_sweeps(
             "trials": len(ledger.trials),
             **counts,
             "stopped": _stopped_text(ledger),
-            "best": "n/a" if winner is None else f"{winner.best_metric:.4f} ({winner.trial_id})",
+            "best": (f"none: {ledger.why_no_winner()}" if winner is None
+                     else f"{winner.best_metric:.4f} ({winner.trial_id})"),
             "best_config": "" if winner is None else config_text(
                 {k: v for k, v in winner.config.items() if k not in one.spec.fixed}),
         })
-    console.print(summary_table(summaries))
+    print_full_width(console, summary_table(summaries))
     for one, ledger in ledgers:
         for outcome in ledger.trials.values():
             if outcome.guard:
@@ -67,28 +78,32 @@ def run_sweeps(
                               f"{outcome.guard}: {outcome.reason}",
                               highlight=False, markup=False, soft_wrap=True)
     console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
-                  highlight=False)
-    all_failed = [row["task"] for row in summaries if row["trials"] and row["failed"] == row["trials"]]
+                  highlight=False, soft_wrap=True)
+    no_winner = [(one.task.name, ledger) for one, ledger in ledgers if ledger.best() is None]
     if failed_logging:
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")
         for line in failed_logging:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    if all_failed:
-        raise SweepFailed(
-            f"every trial of {', '.join(all_failed)} failed; see the reasons above and the "
-            "trials' error.txt under the storage path (or rerun with --max-failures 0 --debug)")
+    if no_winner:
+        raise SweepFailed("; ".join(_no_winner_text(name, ledger) for name, ledger in no_winner))
 
 
 class SweepFailed(RuntimeError):
-    """A task's sweep produced no finished trial at all; the message is one line for a user."""
+    """A task's sweep produced no trial that finished well; the message is one line for a user."""
+
+
+def _no_winner_text(task_name: str, ledger) -> str:
+    counts = ledger.counts()
+    if counts["failed"] and counts["failed"] == len(ledger.trials):
+        return (f"every trial of {task_name} failed; see the reasons above and the trials' "
+                "error.txt under the storage path (or rerun with --max-failures 0 --debug)")
+    return (f"no trial of {task_name} finished well ({ledger.why_no_winner()}), so it has no "
+            "winner; see the reasons above (`orchestrate report` keeps them)")
 
 
 def _stopped_text(ledger) -> str:
     """'3 (2 chance_level, 1 flat_line)': how many trials each failure guard stopped."""
-    guards: dict[str, int] = {}
-    for outcome in ledger.trials.values():
-        if outcome.status == "stopped":
-            guards[outcome.guard or "?"] = guards.get(outcome.guard or "?", 0) + 1
+    guards = stopped_by_guard(ledger.trials.values())
     total = sum(guards.values())
     if not total:
         return "0"

@@ -83,7 +83,11 @@ def _format(value: float | None) -> str:
 
 
 class OutcomeLedger:
-    """Per-trial outcomes of one sweep, updated by `LedgerCallback` as Tune reports."""
+    """Per-trial outcomes of one sweep, updated by `LedgerCallback` as Tune reports.
+
+    Trials are kept in the order they were first seen, which is the order they started (the
+    ledger callback sees each trial start before anything else of it).
+    """
 
     def __init__(self, metric: str, mode: str, max_epochs: int):
         self.metric, self.mode, self.max_epochs = metric, mode, max_epochs
@@ -99,11 +103,40 @@ class OutcomeLedger:
         return counts
 
     def best(self) -> TrialOutcome | None:
+        """The winner: the finished trial with the best metric; ties go to the earlier best
+        epoch, then to the trial started first (as `orchestrate best` breaks them)."""
         finished = [
             o for o in self.trials.values()
             if o.best_metric is not None and o.status in FINISHED_WELL
         ]
         if not finished:
             return None
-        pick = max if self.mode == "max" else min
-        return pick(finished, key=lambda o: o.best_metric)
+        started = {trial_id: order for order, trial_id in enumerate(self.trials)}
+        sign = -1.0 if self.mode == "max" else 1.0
+        return min(finished, key=lambda o: (
+            sign * o.best_metric,
+            o.best_epoch if o.best_epoch is not None else float("inf"),
+            started[o.trial_id],
+        ))
+
+    def why_no_winner(self) -> str:
+        """'3 stopped (2 leakage, 1 flat_line), 1 failed': how the trials ended, for a task
+        none of whose trials finished well."""
+        parts = []
+        stopped = stopped_by_guard(self.trials.values())
+        if stopped:
+            total = sum(stopped.values())
+            parts.append(f"{total} stopped (" + ", ".join(
+                f"{count} {guard}" for guard, count in sorted(stopped.items())) + ")")
+        counts = self.counts()
+        parts += [f"{counts[status]} {status}" for status in ("failed", "running") if counts[status]]
+        return ", ".join(parts) or "no trial ran"
+
+
+def stopped_by_guard(outcomes) -> dict[str, int]:
+    """How many of the outcomes each failure guard stopped."""
+    guards: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.status == "stopped":
+            guards[outcome.guard or "?"] = guards.get(outcome.guard or "?", 0) + 1
+    return guards

@@ -6,14 +6,17 @@ trial end is one line, so long sweeps still show progress.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from ray import tune
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 
+from orchestrator.callbacks import error_text
 from orchestrator.outcomes import OutcomeLedger, TrialOutcome
 
 REFRESH_SECONDS = 1.0
@@ -79,6 +82,12 @@ class ProgressDisplay(tune.Callback):
                 highlight=False, markup=False, soft_wrap=True,
             )
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        # A trial that failed and was retried (perhaps on another node) must not look clean.
+        self.console.print(f"[{self.task_name}] trial {trial.trial_id} {failure_line(trial)}; "
+                           "retrying it from its last checkpoint",
+                           highlight=False, markup=False, soft_wrap=True)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._print_end(self.ledger.trials.get(trial.trial_id))
 
@@ -99,6 +108,14 @@ class ProgressDisplay(tune.Callback):
             )
 
 
+def failure_line(trial) -> str:
+    """'failed on node 10.0.0.12: DataError: ...': where a trial last failed and its error's last line."""
+    lines = [line.strip() for line in error_text(trial).splitlines() if line.strip()]
+    node = ((trial.last_result or {}).get("run_tags") or {}).get("orchestrate.node_ip")
+    return ("failed" + (f" on node {node}" if node else "") + ": "
+            + (lines[-1] if lines else "no error text"))
+
+
 def summary_table(summaries: list[dict[str, Any]]) -> Table:
     """One row per task: trials run, how they ended, the best metric and its config."""
     table = Table(title="Sweep summary", title_justify="left")
@@ -110,3 +127,32 @@ def summary_table(summaries: list[dict[str, Any]]) -> Table:
             "task", "trials", "completed", "converged", "pruned", "stopped", "failed", "best",
             "best_config")))
     return table
+
+
+def output_width(console: Console, renderable: RenderableType) -> int:
+    """Columns to render a table in: the terminal's, else $COLUMNS, else all the table needs.
+
+    Output read in a log (a pipe, `ray job submit`, `ray exec` whose terminal has no size) is
+    never squeezed to rich's default of 80 columns.
+    """
+    try:
+        columns = os.get_terminal_size(console.file.fileno()).columns if console.is_terminal else 0
+    except (AttributeError, OSError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    environment = os.environ.get("COLUMNS", "")
+    if environment.isdigit() and int(environment) > 0:
+        return int(environment)
+    unbounded = console.options.update_width(10_000)
+    return Measurement.get(console, unbounded, renderable).maximum
+
+
+def print_full_width(console: Console, renderable: RenderableType) -> None:
+    """Print at `output_width` columns, then give the console back its own width."""
+    previous = console.size
+    console.size = (output_width(console, renderable), previous.height)
+    try:
+        console.print(renderable)
+    finally:
+        console.size = previous

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ from ray.tune.search.optuna import OptunaSearch
 from rich.console import Console
 
 from orchestrator.callbacks import LedgerCallback
+from orchestrator.cluster_info import alive_nodes, cluster_params
+from orchestrator.data_access import (
+    LocationError, cached_copy, is_uri, join_location, open_uri, publish_directory)
 from orchestrator.data_check import inspect_dataset, summary_line
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
@@ -31,6 +34,7 @@ from tasks.base import DataReport, Task
 
 DEFAULT_STORAGE = "ray_results"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEMO_DATA_DIR = "demo-data"  # <storage>/<sweep>/demo-data/<task>: demo data every node reads
 CHECKPOINTS_KEPT = 2
 
 
@@ -63,14 +67,17 @@ class PreparedSweep:
     task_reference: str
     spec: SearchSpaceSpec
     space_path: Path
-    data_dir: Path
+    data_dir: Path  # where the driver reads the data (a URI's local copy)
     make_demo_data: bool
     max_epochs: int
     data_report: DataReport | None  # None for demo data not written yet
+    data_location: str  # what the trials read: a path every node has, or a URI (data_access)
+    default_data: bool  # no --data-dir given: ./data/<task>, demo data written on first use
+    preflight: Any = None  # the preflight's PreflightResult (orchestrator/preflight.py), once run
 
     def experiment_dir(self, options: SweepOptions) -> str:
         """`<storage>/<sweep name>/<task>`: where Tune keeps this task's experiment."""
-        return f"{sweep_storage(options)}/{self.task.name}"
+        return join_location(sweep_storage(options), self.task.name)
 
 
 def default_sweep_name() -> str:
@@ -78,18 +85,28 @@ def default_sweep_name() -> str:
 
 
 def storage_uri(storage: str) -> str:
-    """An object-store URI as given; a local path made absolute (trials run in other directories)."""
-    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+    """An object-store URI as given (UsageError if malformed); a local path made absolute
+    (trials run in other directories)."""
+    if not is_uri(storage):
+        return str(Path(storage).expanduser().resolve())
+    try:
+        open_uri(storage, "--storage")
+    except LocationError as error:
+        raise UsageError(str(error)) from None
+    return storage
 
 
 def sweep_storage(options: SweepOptions) -> str:
-    return f"{storage_uri(options.storage)}/{options.name}"
+    """`<storage>/<sweep name>`, the name placed before a URI's query string."""
+    return join_location(storage_uri(options.storage), options.name)
 
 
 def prepare(
-    task_name: str, space: Path | None, data_dir: Path | None, options: SweepOptions
+    task_name: str, space: Path | None, data_dir: str | None, options: SweepOptions
 ) -> PreparedSweep:
-    """Resolve the task, validate its search space and its data; nothing is written here."""
+    """Resolve the task, validate its search space, storage and data; nothing is written here
+    (but a URI dataset is fetched into this node's cache, data_access.cached_copy)."""
+    sweep_storage(options)  # a malformed storage URI is one line before anything starts
     reference = task_reference(task_name)
     task = load_task(reference)
     space_path = space or default_space_path(task)
@@ -97,30 +114,38 @@ def prepare(
     check_against_task(spec, task.config_model, space_path)
     if spec.task is not None and spec.task != task.name:
         raise UsageError(f"{space_path}: is the search space of task {spec.task!r}, not {task.name!r}")
+    # A --max-epochs under the space's grace period (a quick 1-epoch check) leaves ASHA nothing
+    # to prune: the grace period shrinks to the budget (see _scheduler).
     max_epochs = options.max_epochs or spec.budget.max_epochs
-    if max_epochs < spec.budget.grace_period:
-        raise UsageError(
-            f"--max-epochs {max_epochs} is shorter than the grace period "
-            f"{spec.budget.grace_period} of {space_path}; raise --max-epochs"
-        )
 
     make_demo = False
+    location, default_data = data_dir, data_dir is None
     if data_dir is None:
         data_dir = Path("data") / task.name
         make_demo = not data_dir.exists()
-    elif not data_dir.is_dir():
-        raise UsageError(f"--data-dir {data_dir}: no such directory; give the dataset's directory")
-    elif not any(data_dir.iterdir()):
-        raise UsageError(
-            f"--data-dir {data_dir}: the directory is empty; put the dataset there or write a demo "
-            f"one with: orchestrate data --task {task.name} --out {data_dir}"
-        )
+    elif is_uri(data_dir):
+        try:
+            data_dir = cached_copy(data_dir)
+        except LocationError as error:
+            raise UsageError(str(error)) from None
+    else:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise UsageError(f"--data-dir {data_dir}: no such directory; give the dataset's directory")
+        if not any(data_dir.iterdir()):
+            raise UsageError(
+                f"--data-dir {data_dir}: the directory is empty; put the dataset there or write a "
+                f"demo one with: orchestrate data --task {task.name} --out {data_dir}"
+            )
     report = None
     if not make_demo:
         report = inspect_dataset(task, data_dir)
         report.raise_if_unusable(allow_leaks=options.allow_data_leak)
+    if default_data or not is_uri(location):
+        location = str(data_dir.resolve())
     return PreparedSweep(
-        task, reference, spec, space_path, data_dir.resolve(), make_demo, max_epochs, report)
+        task, reference, spec, space_path, data_dir.resolve(), make_demo, max_epochs, report,
+        data_location=location, default_data=default_data)
 
 
 def check_resources(options: SweepOptions, node_resources: list[dict[str, float]]) -> None:
@@ -135,6 +160,33 @@ def check_resources(options: SweepOptions, node_resources: list[dict[str, float]
             )
 
 
+def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
+               console: Console) -> PreparedSweep:
+    """Write the demo data on first use and, on a cluster, put it where every node reads it.
+
+    The driver writes demo data to ./data/<task> on its own node; on a cluster (--address) that
+    directory is copied to `<storage>/<sweep>/demo-data/<task>` and the trials read it there.
+    Returns the sweep with the location its trials read.
+    """
+    task = prepared.task
+    if prepared.make_demo_data:
+        console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
+                      highlight=False, markup=False, soft_wrap=True)
+        from orchestrator.preflight import install_demo_data  # preflight imports this module
+
+        install_demo_data(prepared, options.seed)  # its preflight's copy, moved into place
+    location = prepared.data_location
+    if on_cluster and prepared.default_data:
+        location = join_location(sweep_storage(options), DEMO_DATA_DIR, task.name)
+        try:
+            publish_directory(prepared.data_dir, location)
+        except LocationError as error:
+            raise UsageError(str(error)) from None
+        console.print(f"[{task.name}] demo data copied to {location}, where every node reads it",
+                      highlight=False, markup=False, soft_wrap=True)
+    return replace(prepared, make_demo_data=False, data_location=location)
+
+
 def run(
     prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
     console: Console,
@@ -143,9 +195,7 @@ def run(
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
     if prepared.make_demo_data:
-        console.print(f"[{task.name}] no data at {prepared.data_dir}: writing the demo dataset there",
-                      highlight=False, markup=False, soft_wrap=True)
-        task.make_demo_data(prepared.data_dir, seed=options.seed)
+        prepared = place_data(prepared, options, on_cluster=False, console=console)
     report = prepared.data_report or inspect_dataset(task, prepared.data_dir)
     report.raise_if_unusable(allow_leaks=options.allow_data_leak)
     console.print(f"[{task.name}] data: {summary_line(report)}",
@@ -161,14 +211,16 @@ def run(
         sweep_params={
             "task": task.name, "task_reference": prepared.task_reference, "metric": metric,
             "mode": mode, "trials": options.trials, "max_epochs": prepared.max_epochs,
-            "grace_period": spec.budget.grace_period,
+            "grace_period": min(spec.budget.grace_period, prepared.max_epochs),
             "reduction_factor": spec.budget.reduction_factor, "seed": options.seed,
-            "search_space": str(prepared.space_path), "data_dir": str(prepared.data_dir),
+            "search_space": str(prepared.space_path), "data_dir": prepared.data_location,
+            **cluster_params(alive_nodes()),
+            **(prepared.preflight.mlflow_params() if prepared.preflight else {}),
         },
         # A user who allowed a label leak gets every run marked, so no result hides it.
         run_tags={DATA_LEAK: "; ".join(leaks)[:5000]} if leaks else {},
         full_config=lambda config: {
-            "task": prepared.task_reference, "data_dir": str(prepared.data_dir),
+            "task": prepared.task_reference, "data_dir": prepared.data_location,
             "max_epochs": prepared.max_epochs,
             "config": task.config_model.model_validate(config).model_dump(),
         },
@@ -176,7 +228,7 @@ def run(
     tracker.start_sweep()
 
     plan = TrialPlan(
-        task_reference=prepared.task_reference, data_dir=str(prepared.data_dir),
+        task_reference=prepared.task_reference, data_dir=prepared.data_location,
         max_epochs=prepared.max_epochs, metric=metric, mode=mode, health=spec.health,
     )
     trainable = tune.with_resources(
@@ -254,7 +306,7 @@ def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
     return ASHAScheduler(
         time_attr="training_iteration",
         max_t=max_epochs,
-        grace_period=spec.budget.grace_period,
+        grace_period=min(spec.budget.grace_period, max_epochs),
         reduction_factor=spec.budget.reduction_factor,
     )
 

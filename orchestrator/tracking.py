@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from orchestrator.outcomes import OutcomeLedger, fail, finish, is_better, record_result
+from orchestrator.progress import failure_line
 from orchestrator.training import MODEL_FILE, RESULT_FILE
 
 ROLE, STATUS, REASON, GUARD = "orchestrate.role", "orchestrate.status", "orchestrate.reason", "orchestrate.guard"
@@ -29,6 +30,7 @@ SWEEP, TASK, TRIAL_ID = "orchestrate.sweep", "orchestrate.task", "orchestrate.tr
 PARENT = "mlflow.parentRunId"
 NODE_ID = "orchestrate.node_id"  # the Ray node the trial's latest epoch ran on
 DATA_LEAK = "orchestrate.data_leak"  # a label leak in the data the user chose to allow
+RETRIES, LAST_FAILURE = "orchestrate.retries", "orchestrate.last_failure"  # a trial Tune retried
 MODEL_ARTIFACT_DIR = "model"
 CONFIG_ARTIFACT = "config.yaml"
 REPORTED_PREFIXES = ("train/", "val/", "probe/")
@@ -104,6 +106,7 @@ class MlflowTracker(tune.Callback):
         self.trial_runs: dict[str, str] = {}
         self.logged_steps: dict[str, int] = {}
         self.failed_calls: list[str] = []
+        self.retries: dict[str, int] = {}  # trial id -> failed attempts Tune retried
         self.unreachable_until = 0.0
 
     # Tune pickles its callbacks with the experiment state; a client holds locks, so it is
@@ -177,6 +180,8 @@ class MlflowTracker(tune.Callback):
             and not isinstance(value, bool)
         ]
         tags = [RunTag(NODE_ID, str(result["node_id"]))] if result.get("node_id") else []
+        # where the trial trained (node, device, GPU, CUDA, torch): see orchestrator/devices.py
+        tags += [RunTag(key, str(value)) for key, value in (result.get("run_tags") or {}).items()]
 
         def log() -> None:
             self.client.log_batch(self._trial_run(trial), metrics=metrics, tags=tags)
@@ -191,6 +196,16 @@ class MlflowTracker(tune.Callback):
             f"log the checkpoint of trial {trial.trial_id}",
             lambda: self._log_if_best(trial, checkpoint),
         )
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        if self._settled(trial):
+            return
+        # a retry hides nothing: the run counts them and keeps the latest failure
+        self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
+        tags = [RunTag(RETRIES, str(self.retries[trial.trial_id])),
+                RunTag(LAST_FAILURE, failure_line(trial)[:5000])]
+        self._safely(f"record the retry of trial {trial.trial_id}",
+                     lambda: self.client.log_batch(self._trial_run(trial), tags=tags))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if self._settled(trial):

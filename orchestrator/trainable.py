@@ -15,6 +15,8 @@ from typing import Any
 import ray
 from ray import tune
 
+from orchestrator.data_access import local_data_dir
+from orchestrator.devices import device_tags
 from orchestrator.health import HealthConfig, check_health
 from orchestrator.registry import load_task
 from orchestrator.training import (
@@ -36,7 +38,7 @@ class TrialPlan:
     """What every trial of one task's sweep shares (the config is what varies)."""
 
     task_reference: str
-    data_dir: str
+    data_dir: str  # a path every node has, or a URI each node fetches once (data_access)
     max_epochs: int
     metric: str
     mode: str
@@ -48,7 +50,10 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     node_id = ray.get_runtime_context().get_node_id()  # shows where each trial ran
     hyperparameters = task.config_model.model_validate(config)
     seed_everything(hyperparameters.seed)
-    setup = task.build(hyperparameters, Path(plan.data_dir), training_device())
+    # Fails at once, with the facts, when a GPU Ray gave this trial is unusable (no CPU fallback).
+    device = training_device(gpus_assigned=len(ray.get_gpu_ids()))
+    setup = task.build(hyperparameters, local_data_dir(plan.data_dir), device)
+    run_tags = device_tags(device)  # where this trial really trained, for MLflow
 
     optimizer, lr_schedule = build_optimizer(
         setup, hyperparameters, plan.max_epochs, steps_per_epoch=len(setup.train_batches)
@@ -73,6 +78,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         result = {
             "epoch": epoch + 1,
             "node_id": node_id,
+            "run_tags": run_tags,
             **prefixed("train", losses),
             **prefixed("val", task.evaluate(setup, "val")),
             **prefixed("probe", task.probe(setup)),
@@ -84,6 +90,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
             mode=plan.mode,
             value_bounds=task.value_bounds,
             config=plan.health,
+            plausible_max=getattr(task, "plausible_max", None),
         )
         if verdict is not None:
             result.update(verdict.to_result())

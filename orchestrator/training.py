@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from orchestrator.devices import GpuUnusable, cuda_problem, node_ip
 from orchestrator.unfreezing import param_groups
 from tasks.base import Task, TrainingConfig, TrialSetup
 
@@ -25,12 +26,19 @@ TRAINER_STATE_FILE = "trainer_state.pt"
 RESULT_FILE = "result.json"
 
 
-def training_device() -> torch.device:
-    """CUDA when this process can really use a GPU, else CPU.
+def training_device(gpus_assigned: int | None = None) -> torch.device:
+    """The device to train on: CUDA when GPUs were assigned (or, outside Ray, when CUDA works).
 
-    Ray may assign a logical GPU on a machine without one; `is_available` is the truth.
+    gpus_assigned: how many GPUs Ray gave this trial (`len(ray.get_gpu_ids())`); None outside
+    Ray. A trial given GPUs that torch cannot use raises GpuUnusable (one line: the node, what
+    torch sees, the driver and wheel versions) instead of training on the CPU unnoticed.
     """
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if gpus_assigned is None:
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    problem = cuda_problem(gpus_assigned)
+    if problem is not None:
+        raise GpuUnusable(f"node {node_ip()}: {problem}")
+    return torch.device("cuda") if gpus_assigned > 0 else torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:

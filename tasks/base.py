@@ -10,16 +10,32 @@ Reported keys: the loop prefixes what a task returns, so `training_step` -> `tra
 (averaged over the epoch), `evaluate(setup, "val")` -> `val/<key>`, `probe` -> `probe/<key>`.
 The target metric is named with its prefix, e.g. `val/mean_r1`.
 
-Probe keys the health guards understand (all optional; report what the task has):
+Probe keys the health guards understand (all optional; report what the task has;
+`tasks.common.embedding_stats.embedding_statistics` computes the first three items' keys):
 - `<modality>/offdiag_cosine`: mean off-diagonal cosine similarity of the modality's
   L2-normalised embeddings on validation data (near 1 = collapsed).
 - `<modality>/dim_std`: mean over dimensions of the per-dimension standard deviation of the
   L2-normalised embeddings; `<modality>/dim`: the embedding dimension d (healthy ~ 1/sqrt(d)).
+- `<modality>/zero_fraction`: the share of the modality's embeddings that are zero vectors
+  (a dead ReLU before the normalisation; the cosine of a zero vector is 0, so only this and
+  dim_std see it); `<modality>/mean_norm`: their mean norm before normalisation.
 - `<modality>_shuffled/<metric>`: the task's metric (unprefixed name, e.g. `mean_r1`) computed
-  with that modality's inputs shuffled across the batch, to compare with `val/<metric>`.
+  with that modality's inputs shuffled across the val set, to compare with `val/<metric>`.
+  Shuffled probes of the target metric also let the leakage guard see one modality alone
+  reaching the ceiling.
 - `positive_similarity`, `negative_similarity`: mean cosine of matching and non-matching pairs.
 Evaluation keys the guards understand: `chance/<metric>` (the metric's chance level on this
-split, e.g. 1 / number of images for R@1) and `majority_rate` (beside an `accuracy`).
+split, e.g. 1 / number of images for R@1), `majority_rate` (beside an `accuracy`), and the
+size of the split's noise: `samples` (how many samples the split's metrics average over:
+images, scenes, pairs) or `stderr/<metric>` (that metric's standard error, e.g. from a
+bootstrap). Without them the guards judge the val metrics with fixed margins instead of the
+val set's own noise (orchestrator/health/noise.py).
+
+Optional attribute: `plausible_max: dict[str, float]`, a reported key (e.g. "val/accuracy")
+-> the highest value a correct model plausibly reaches on the task's real data (the best
+published result plus a margin). A metric above it is stopped as a leak (labels reaching the
+inputs). Declare only values the demo data also stays under; a search space may override it
+(`health: {leakage: {plausible_max: {...}}}`).
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Protocol, runtime_checkable
+from typing import Any, Iterable, Literal, Optional, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,6 +115,12 @@ class TrainingConfig(BaseModel):
     unfreeze_layers_per_stage: int = Field(1, ge=1)
     unfreeze_stage_epochs: int = Field(1, ge=1)
     unfreeze_lr_scale: float = Field(1.0, gt=0)
+    # The preflight before a sweep sets this to build, step, evaluate and probe a trial in
+    # seconds; a task that honours it loads at most this many samples of each split it reads
+    # (the first ones in the split's order, so the subset is the same every time).
+    max_samples_per_split: Optional[int] = Field(
+        None, ge=2, description="load at most this many samples per split (quick checks)"
+    )
 
 
 @dataclass

@@ -13,10 +13,12 @@ are not exercised here.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -140,20 +142,69 @@ def test_head_has_no_gpu(name):
 # --- the project is installed on every node ----------------------------------
 
 
+CONSTRAINTS = "~/orchestrator/cluster/constraints.txt"
+
+
+def pip_installs(commands: list[str]) -> list[str]:
+    return [c for c in commands if re.search(r"\bpip install\b", c) and "--upgrade pip" not in c]
+
+
 @pytest.mark.parametrize("name", CONFIGS)
-def test_setup_installs_the_project(name):
+def test_setup_installs_the_project_with_every_version_locked(name):
     cfg = prepared(name)
     assert (ROOT / cfg["file_mounts"][REPO_MOUNT] / "pyproject.toml").is_file()
-    install = re.compile(rf"pip install (\S+ )*-e {re.escape(REPO_MOUNT)}/?(\s|$)")
+    assert (ROOT / cfg["file_mounts"][REPO_MOUNT] / "cluster" / "constraints.txt").is_file()
+    project = re.compile(r'pip install -c \S+ -e "\$HOME/orchestrator\[cluster\]"')
     for node in ("head_setup_commands", "worker_setup_commands"):
-        assert any(install.search(c) for c in cfg[node]), f"{node} lacks pip install -e {REPO_MOUNT}"
+        assert any(project.search(c) for c in cfg[node]), f"{node} lacks the project install"
+        # head and workers install the same way: every pip install of the project's
+        # dependencies goes through the constraints (the autoscaler's cloud SDK aside)
+        for command in pip_installs(cfg[node]):
+            if re.search(r"boto3|google-api-python-client", command):
+                assert node == "head_setup_commands"
+                continue
+            assert f"-c {CONSTRAINTS} " in command, command
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_cluster_ray_matches_local_ray(name):
-    # `ray up`/`ray attach` need the same Ray on the cluster as locally.
-    pins = re.findall(r"ray\[[^\]]*\]==([\w.]+)", " ".join(load(name)["setup_commands"]))
-    assert pins == [ray.__version__]
+def test_torch_build_matches_each_node(name):
+    cfg = load(name)
+    head = " ".join(pip_installs(cfg["head_setup_commands"]))
+    worker = " ".join(pip_installs(cfg["worker_setup_commands"]))
+    # the CPU head gets the CPU build (no CUDA libraries), GPU workers a CUDA 12 build
+    assert re.search(r"--index-url https://download.pytorch.org/whl/cpu .*torch torchvision", head)
+    assert re.search(r"--index-url https://download.pytorch.org/whl/cu12\d .*torch torchvision", worker)
+    assert "torch" not in " ".join(pip_installs(cfg["setup_commands"]))
+    # a worker whose torch cannot use CUDA refuses to join
+    assert any("torch.cuda.is_available()" in c for c in cfg["worker_setup_commands"])
+
+
+def locked() -> dict[str, str]:
+    lines = (ROOT / "cluster" / "constraints.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+def test_constraints_are_the_versions_tested_here():
+    """The lock every node installs holds exactly what this test suite runs with."""
+    import importlib.metadata as metadata
+
+    pins = locked()
+    assert pins["ray"] == ray.__version__
+    for name in ("torch", "torchvision", "mlflow", "optuna", "pyarrow", "aiohttp-cors"):
+        assert name in pins, name
+    different = {name: (version, metadata.version(name).split("+")[0]) for name, version in pins.items()
+                 if metadata.version(name).split("+")[0] != version}
+    assert not different, f"regenerate with: python cluster/make_constraints.py > cluster/constraints.txt ({different})"
+    assert not [name for name in pins if re.match(r"nvidia-|cuda-|triton$", name)]
+    header = (ROOT / "cluster" / "constraints.txt").read_text().splitlines()[2]
+    assert f"Python {sys.version_info.major}.{sys.version_info.minor}." in header
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_nodes_run_the_python_the_lock_was_made_with(name):
+    cfg = load(name)
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert any(f"{python} -m venv ~/venv" in c for c in cfg["setup_commands"])
 
 
 # --- environment: MLflow + shared storage ------------------------------------
@@ -219,3 +270,88 @@ def test_token_auth_on(name, tmp_path):
     assert cfg["file_mounts"].get(default_token) == default_token
     # ... and no token value is committed in the config.
     assert "RAY_AUTH_TOKEN=" not in text
+
+
+# --- cloud rights: workers write to the storage bucket ---------------------------
+
+
+def test_no_account_id_anywhere():
+    for path in [*(ROOT / name for name in CONFIGS), *(ROOT / "cluster").glob("*.sh")]:
+        text = path.read_text()
+        assert not re.search(r"(?<![\d.])\d{12}(?![\d.])", text), path
+        assert not re.search(r"arn:aws:iam::\d", text), path
+
+
+def test_aws_workers_get_a_named_profile_the_head_may_pass():
+    cfg = load("cluster.yaml")
+    head = head_type(cfg)["node_config"]["IamInstanceProfile"]
+    workers = [nt["node_config"]["IamInstanceProfile"] for nt in worker_types(cfg).values()]
+    assert head == {"Name": "orchestrate-head"}
+    assert workers and all(profile == {"Name": "orchestrate-worker"} for profile in workers)
+    script = (ROOT / "cluster" / "aws-iam.sh").read_text()
+    assert "make_profile orchestrate-worker" in script and "make_profile orchestrate-head" in script
+    # only the head may hand the worker role to EC2, and only that role
+    assert '"Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/orchestrate-worker"' in script
+    worker_policy = script[script.index("make_profile orchestrate-worker"):].splitlines()[0]
+    assert "PassRole" not in worker_policy and "BUCKET_RIGHTS" in worker_policy
+    assert re.search(r'"s3:PutObject".*"Resource":"arn:aws:s3:::\'\$BUCKET\'/\*"', script)
+    assert subprocess.run(["bash", "-n", str(ROOT / "cluster" / "aws-iam.sh")]).returncode == 0
+
+
+def test_gcp_workers_get_a_service_account_of_the_configured_project():
+    cfg = load("cluster-gcp.yaml")
+    project = cfg["provider"]["project_id"]
+    for node_type in worker_types(cfg).values():
+        (account,) = node_type["node_config"]["serviceAccounts"]
+        assert account["email"] == f"orchestrate-worker@{project}.iam.gserviceaccount.com"
+        assert "https://www.googleapis.com/auth/cloud-platform" in account["scopes"]
+    script = (ROOT / "cluster" / "gcp-iam.sh").read_text()
+    assert "ACCOUNT=orchestrate-worker@$PROJECT.iam.gserviceaccount.com" in script
+    assert "--role roles/storage.objectUser" in script
+    assert subprocess.run(["bash", "-n", str(ROOT / "cluster" / "gcp-iam.sh")]).returncode == 0
+
+
+@pytest.mark.parametrize("name", AUTOSCALING)
+def test_ray_down_terminates_rather_than_stops(name):
+    assert load(name)["provider"]["cache_stopped_nodes"] is False
+
+
+# --- on-prem: the autoscaler that starts workers, a teardown that stops them ----
+
+
+def test_onprem_head_runs_the_autoscaler_that_starts_local_workers():
+    cfg = load("cluster-onprem.yaml")
+    (start,) = [c for c in cfg["head_start_ray_commands"] if "ray start" in c]
+    # after `ray up`'s own `export RAY_enable_autoscaler_v2=1; ` prefix, this one wins
+    assert re.search(r"RAY_enable_autoscaler_v2=0\s+ray start", start)
+
+
+def test_onprem_teardown_stops_every_worker_then_runs_ray_down():
+    script = (ROOT / "cluster" / "onprem-down.sh").read_text()
+    assert 'ray exec "$config" "python ~/orchestrator/cluster/stop_workers.py"' in script
+    assert 'ray down "$config" --yes' in script
+    assert "cluster/onprem-down.sh" in (ROOT / "cluster-onprem.yaml").read_text()
+    assert subprocess.run(["bash", "-n", str(ROOT / "cluster" / "onprem-down.sh")]).returncode == 0
+
+
+def test_stop_workers_reaches_every_worker_of_the_bootstrap_config(tmp_path):
+    """cluster/stop_workers.py as the head runs it: one ssh per worker, with Ray's key."""
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / "ray_bootstrap_config.yaml").write_text(yaml.safe_dump({
+        "provider": {"type": "local", "head_ip": "10.0.0.10", "worker_ips": ["10.0.0.11", "10.0.0.12"]},
+        "auth": {"ssh_user": "ops", "ssh_private_key": "~/ray_bootstrap_key.pem"}}))
+    calls = home / "calls.jsonl"
+    fake_ssh = home / "bin" / "ssh"  # records its arguments; a stand-in for the network only
+    fake_ssh.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    fake_ssh.chmod(0o755)
+    result = subprocess.run([sys.executable, str(ROOT / "cluster" / "stop_workers.py")],
+                            env={**os.environ, "HOME": str(home), "PATH": f"{home / 'bin'}:{os.environ['PATH']}"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["10.0.0.11: Ray stopped", "10.0.0.12: Ray stopped"]
+    made = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert [call[-2] for call in made] == ["ops@10.0.0.11", "ops@10.0.0.12"]
+    assert all(call[-1] == "~/venv/bin/ray stop --force" for call in made)
+    assert all(call[call.index("-i") + 1] == str(home / "ray_bootstrap_key.pem") for call in made)

@@ -1,16 +1,18 @@
-"""The failure zoo: each broken task of tests/zoo/ is stopped by the right health guard.
+"""The failure zoo: each broken task of tests/zoo/ is stopped by the right health guard, and
+no failure guard stops its healthy tasks.
 
-The fast tests prove each zoo task's failure is real in the task itself (so the zoo cannot
-silently become healthy). The slow test runs one real CLI sweep over all six plug-in tasks
-(local Ray, Optuna, ASHA, sqlite MLflow) and checks, per task, the guard that stopped it, how
-many reports after the failure's onset it took, and what MLflow, the terminal and
-`orchestrate report` say.
+The fast tests prove each zoo task's failure (or health) is real in the task itself (so the zoo
+cannot silently change kind). The slow test runs one real CLI sweep over every zoo plug-in task
+(local Ray, Optuna, ASHA out of the way, sqlite MLflow) and checks, per task, the guard that
+stopped it, how many reports after the failure's onset it took, the modality its reason names,
+and what MLflow, the terminal, `orchestrate report` and `orchestrate best` say.
 
 Onset: the first report at which the failure is visible to its guard. A negative loss or a
 collapsed embedding shows on a single report; a loss that stopped moving first shows on the
 first report equal to its predecessor; a chance-level or modality-ignored metric counts once
-the guard's documented warm-up is over (the raw first report is printed beside it); a
-plateau shows `patience` reports after the metric's last real gain.
+the guard's documented warm-up is over (the raw first report is printed beside it); a leak
+shows on the first report where the target sits at its ceiling with one modality alone
+nearly matching it; a plateau shows `patience` reports after the metric's last real gain.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from mlflow.tracking import MlflowClient
 
-from orchestrator.health import HealthConfig
+from orchestrator.health import HealthConfig, check_health
 from orchestrator.training import MixedPrecision, build_optimizer, seed_everything, train_one_epoch
 from tasks.common.contrastive import symmetric_infonce
-from tests.zoo import collapse, majority, noise, plateau, wrong_infonce, zero_loss
+from tests.zoo import (
+    class_leak, collapse, constant_tower, dead_relu, majority, noise, one_modality_first, plateau,
+    small_val_plateau, unpaired_labels, wrong_infonce, zero_loss,
+)
+from tests.health_histories import only
 from tests.zoo.base import ZooConfig, derangement, seeded_evaluation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,18 +138,59 @@ def test_plateau_matcher_learns_and_reaches_its_ceiling_early(data_dir):
     assert plateau.task.probe(setup)["image_shuffled/mean_r1"] < 0.1
 
 
+def test_dead_relu_attribute_embeddings_are_all_zero_vectors(data_dir):
+    setup = build(dead_relu.task, data_dir)
+    train(dead_relu.task, setup, epochs=1)
+    probes = dead_relu.task.probe(setup)
+    assert probes["attributes/zero_fraction"] == 1.0 and probes["attributes/offdiag_cosine"] == 0.0
+    assert probes["image/zero_fraction"] == 0.0
+
+
+def test_constant_tower_gives_one_attribute_embedding_whatever_the_input(data_dir):
+    setup = build(constant_tower.task, data_dir)
+    val = setup.extras["val"]
+    _, attributes = constant_tower.task.embed(setup, val)
+    assert torch.allclose(attributes, attributes[:1].expand_as(attributes))
+    assert constant_tower.task.probe(setup)["image/offdiag_cosine"] < 1.0
+
+
+def test_class_level_attributes_are_one_vector_per_class(data_dir):
+    setup = build(class_leak.task, data_dir)
+    val = setup.extras["val"]
+    for category in range(4):
+        rows = val.attributes[val.category == category]
+        assert torch.equal(rows, rows[:1].expand_as(rows))
+
+
+def test_unpaired_labels_are_balanced_and_unrelated_to_the_images(data_dir):
+    setup = build(unpaired_labels.task, data_dir)
+    val = setup.extras["val"]
+    assert 0.35 < val.rare_event.double().mean().item() < 0.65
+    agreement = (val.rare_event == (val.category >= 2).long()).double().mean().item()
+    assert 0.35 < agreement < 0.65  # the images' own bit predicts these labels at chance
+
+
+def test_small_val_plateau_attributes_carry_heavy_sensor_noise(data_dir):
+    clean = build(plateau.task, data_dir).extras["val"].attributes
+    noisy = build(small_val_plateau.task, data_dir).extras["val"].attributes
+    assert (noisy - clean).std().item() == pytest.approx(small_val_plateau.SENSOR_NOISE, rel=0.1)
+
+
 # --- slow: one real sweep over the whole zoo --------------------------------------------------
+
+
+def _first(history, condition) -> int:
+    return next(epoch for epoch, report in history.items() if condition(report))
 
 
 def _modality_ignored_onset(history, key="val/accuracy", probe="probe/image_shuffled/accuracy"):
     guard = DEFAULTS.modality_ignored
-    raw = next(e for e, r in history.items()
-               if r[key] - r[probe] < min(guard.min_absolute_gain, guard.min_relative_gain * abs(r[key])))
+    raw = _first(history, lambda r: r[key] - r[probe] < guard.min_absolute_gain)
     return raw, max(raw, guard.warmup_reports + 1)
 
 
 def _negative_loss_onset(history):
-    raw = next(e for e, r in history.items() if r["train/loss"] < 0)
+    raw = _first(history, lambda r: r["train/loss"] < 0)
     return raw, raw
 
 
@@ -155,18 +201,36 @@ def _flat_loss_onset(history):
     return raw, raw
 
 
-def _collapse_onset(history):
-    limit = DEFAULTS.embedding_collapse.max_offdiag_cosine
-    raw = next(e for e, r in history.items() if r["probe/image/offdiag_cosine"] >= limit)
-    return raw, raw
+def _collapse_onset(modality):
+    guard = DEFAULTS.embedding_collapse
+
+    def onset(history):
+        raw = _first(history, lambda r: r[f"probe/{modality}/offdiag_cosine"] >= guard.max_offdiag_cosine
+                     or r[f"probe/{modality}/zero_fraction"] >= guard.max_zero_fraction)
+        return raw, raw
+    return onset
 
 
 def _chance_onset(history):
     guard = DEFAULTS.chance_level
-    raw = next(e for e, r in history.items()
-               if r["val/auroc"] <= 0.5 + guard.auroc_band
-               or r["val/accuracy"] <= r["val/majority_rate"] + guard.majority_tolerance)
+    raw = _first(history, lambda r: r["val/auroc"] <= 0.5 + guard.auroc_band
+                 or r["val/accuracy"] <= r["val/majority_rate"] + guard.majority_tolerance)
     return raw, max(raw, guard.warmup_reports + 1)
+
+
+def _leak_onset(history):
+    guard = DEFAULTS.leakage
+
+    def visible(r):
+        span = 1 - r["val/chance/accuracy"]
+        alone, carrier_shuffled = r["probe/image_shuffled/accuracy"], r["probe/attributes_shuffled/accuracy"]
+        at_ceiling = 1 - r["val/accuracy"] <= max(guard.ceiling_margin * span, 1 / r["val/samples"]) + 1e-9
+        return at_ceiling and (
+            r["val/accuracy"] - alone <= guard.modality_alone_margin * span
+            or (r["val/accuracy"] - alone <= guard.carrier_alone_margin * span
+                and carrier_shuffled - r["val/chance/accuracy"] <= guard.chance_margin * span))
+    raw = _first(history, visible)
+    return raw, raw
 
 
 def _plateau_onset(history, key="val/mean_r1"):
@@ -176,20 +240,38 @@ def _plateau_onset(history, key="val/mean_r1"):
     return last_gain, last_gain + guard.patience
 
 
-# module, expected guard, onset(history) -> (raw first report, report its guard can see it),
-# the keys that onset reads, search-space extras
-ZOO = [
+LEAK_KEYS = ["val/accuracy", "val/chance/accuracy", "val/samples", "probe/image_shuffled/accuracy",
+             "probe/attributes_shuffled/accuracy"]
+# broken: module, expected guard, onset(history) -> (raw first report, report its guard can see
+# it), the keys that onset reads, the modality its reason must name first, search-space extras
+BROKEN = [
     (noise, "modality_ignored", _modality_ignored_onset,
-     ["val/accuracy", "probe/image_shuffled/accuracy"], {}),
-    (wrong_infonce, "impossible_value", _negative_loss_onset, ["train/loss"], {}),
-    (zero_loss, "flat_line", _flat_loss_onset, ["train/loss"], {}),
-    (collapse, "embedding_collapse", _collapse_onset, ["probe/image/offdiag_cosine"], {}),
+     ["val/accuracy", "probe/image_shuffled/accuracy"], "image", {}),
+    (wrong_infonce, "impossible_value", _negative_loss_onset, ["train/loss"], None, {}),
+    (zero_loss, "flat_line", _flat_loss_onset, ["train/loss"], None, {}),
+    (collapse, "embedding_collapse", _collapse_onset("image"),
+     ["probe/image/offdiag_cosine", "probe/image/zero_fraction"], "image", {}),
+    (dead_relu, "embedding_collapse", _collapse_onset("attributes"),
+     ["probe/attributes/offdiag_cosine", "probe/attributes/zero_fraction"], "attributes", {}),
+    (constant_tower, "embedding_collapse", _collapse_onset("attributes"),
+     ["probe/attributes/offdiag_cosine", "probe/attributes/zero_fraction"], "attributes", {}),
     (majority, "chance_level", _chance_onset,
-     ["val/auroc", "val/accuracy", "val/majority_rate"], {}),
-    (plateau, "plateau", _plateau_onset, ["val/mean_r1"],
+     ["val/auroc", "val/accuracy", "val/majority_rate"], None, {}),
+    (unpaired_labels, "chance_level", _chance_onset,
+     ["val/auroc", "val/accuracy", "val/majority_rate"], None, {}),
+    (class_leak, "leakage", _leak_onset, LEAK_KEYS, "attributes", {}),
+]
+# healthy: module, the guard that may end it (None: runs its budget), search-space extras
+HEALTHY = [
+    (plateau, "plateau",
      {"budget": {"max_epochs": 10, "grace_period": 10, "reduction_factor": 2},
       "fixed": {"batch_size": 16},
       "parameters": {"learning_rate": {"type": "float", "low": 0.025, "high": 0.035, "log": True}}}),
+    (one_modality_first, None,
+     {"budget": {"max_epochs": 10, "grace_period": 10, "reduction_factor": 2},
+      "fixed": {"batch_size": 16}}),
+    (small_val_plateau, "plateau",
+     {"budget": {"max_epochs": 12, "grace_period": 12, "reduction_factor": 2}}),
 ]
 
 
@@ -210,7 +292,7 @@ def write_space(workdir: Path, task, extras: dict) -> None:
     (workdir / "search_spaces" / f"{task.name}.yaml").write_text(yaml.safe_dump(space))
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """The real `orchestrate` console script, with the repo importable for plug-in `tests.zoo`."""
     executable = shutil.which("orchestrate") or str(Path(sys.executable).parent / "orchestrate")
     env = {**os.environ, "COLUMNS": "1000", "PYTHONUNBUFFERED": "1",
@@ -230,55 +312,133 @@ def metric_history(client: MlflowClient, run_id: str, keys: list[str]) -> dict[i
     return dict(sorted(history.items()))
 
 
+def full_history(client: MlflowClient, run) -> list[dict]:
+    """Every reported key of the trial run, one dict per epoch, as the guards saw them."""
+    keys = [key for key in run.data.metrics if key.startswith(("train/", "val/", "probe/"))]
+    return [{"training_iteration": epoch, **report}
+            for epoch, report in metric_history(client, run.info.run_id, keys).items()]
+
+
 def squash(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.mark.slow
-def test_one_sweep_stops_every_zoo_task_with_its_guard_within_two_reports(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for module, _, _, _, extras in ZOO:
-        write_space(tmp_path, module.task, extras)
-    tasks = [arg for module, *_ in ZOO for arg in ("--task", reference(module))]
-    sweep = run_cli("sweep", *tasks, "--trials", "1", "--cpus-per-trial", "1", "--name", "zoo",
-                    cwd=tmp_path)
-    assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
-    stdout = squash(sweep.stdout)
+def the_trial(client: MlflowClient, task):
+    experiment = client.get_experiment_by_name(task.name)
+    runs = client.search_runs([experiment.experiment_id], "tags.`orchestrate.role` = 'trial'")
+    assert len(runs) == 1, task.name
+    sweeps = client.search_runs([experiment.experiment_id], "tags.`orchestrate.role` = 'sweep'")
+    return runs[0], sweeps[0]
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    # onset(raw): the report the guard can see the failure (the first report showing it; for
-    # plateau, the metric's last real gain)
+
+@pytest.fixture(scope="module")
+def zoo_sweep(tmp_path_factory):
+    """One real CLI sweep over every zoo task, 1 trial each."""
+    workdir = tmp_path_factory.mktemp("zoo_sweep")
+    for module, *_, extras in BROKEN:
+        write_space(workdir, module.task, extras)
+    for module, _, extras in HEALTHY:
+        write_space(workdir, module.task, extras)
+    modules = [entry[0] for entry in BROKEN] + [entry[0] for entry in HEALTHY]
+    tasks = [arg for module in modules for arg in ("--task", reference(module))]
+    sweep = run_cli("sweep", *tasks, "--trials", "1", "--cpus-per-trial", "1", "--name", "zoo",
+                    cwd=workdir)
+    return workdir, sweep, MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+
+
+@pytest.mark.slow
+def test_one_sweep_stops_every_broken_zoo_task_with_its_guard_within_two_reports(zoo_sweep, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    workdir, sweep, client = zoo_sweep
+    # no trial of a broken task finished well, so the sweep says so and exits 1
+    assert sweep.returncode == 1, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+    stdout, stderr = squash(sweep.stdout), squash(sweep.stderr)
+    assert len(sweep.stderr.strip().splitlines()) == 1 and stderr.startswith("error: ")
+    assert "[zoo_class_leak] guards on: " in stdout  # the preflight's coverage, before Ray started
+    assert "[zoo_zero_loss] guards off: " in stdout
     lines = [f"{'zoo task':26} {'expected':18} {'caught':18} onset(raw) verdict reports"]
-    for module, guard, onset_of, keys, _ in ZOO:
+    for module, guard, onset_of, keys, modality, _ in BROKEN:
         task = module.task
-        experiment = client.get_experiment_by_name(task.name)
-        runs = client.search_runs([experiment.experiment_id], "tags.`orchestrate.role` = 'trial'")
-        assert len(runs) == 1, task.name
-        run = runs[0]
+        assert f"no trial of {task.name} finished well (1 stopped (1 {guard}))" in stderr
+        run, sweep_run = the_trial(client, task)
         tags = run.data.tags
-        expected_status = "stopped" if guard != "plateau" else "converged"
-        assert tags["orchestrate.status"] == expected_status, (task.name, tags)
+        assert tags["orchestrate.status"] == "stopped", (task.name, tags)
         assert tags.get("orchestrate.guard") == guard, (task.name, tags.get("orchestrate.reason"))
         reason = tags["orchestrate.reason"]
-        assert reason
         verdict = json.loads(Path(client.download_artifacts(
-            run.info.run_id, "health_verdict.json", str(tmp_path))).read_text())
-        assert verdict["health/guard"] == guard
-        assert verdict["health/failure"] is (guard != "plateau")
+            run.info.run_id, "health_verdict.json", str(workdir))).read_text())
+        assert verdict["health/guard"] == guard and verdict["health/failure"] is True
         verdict_epoch = int(verdict["health/epoch"])
 
         history = metric_history(client, run.info.run_id, keys)
         assert max(history) == verdict_epoch  # the trial stopped at the verdict's report
         raw_onset, onset = onset_of(history)
-        reports = verdict_epoch - onset + 1
         lines.append(f"{task.name:26} {guard:18} {tags['orchestrate.guard']:18} "
-                     f"{onset:>5} ({raw_onset}) {verdict_epoch:>7} {reports:>7}")
+                     f"{onset:>5} ({raw_onset}) {verdict_epoch:>7} {verdict_epoch - onset + 1:>7}")
         assert 0 <= verdict_epoch - onset <= 1, (task.name, raw_onset, onset, verdict_epoch)
+        if modality is not None:  # the reason names the right modality first
+            named = reason.split(" embeddings collapsed")[0].removeprefix("the ") \
+                if guard == "embedding_collapse" else reason
+            assert (named == modality) if guard == "embedding_collapse" else (modality in named), reason
 
         assert squash(reason) in stdout, task.name
-        if guard != "plateau":  # a plateau stop counts as converged, apart from the failures
-            assert f"1 (1 {guard})" in stdout, task.name  # the summary's stopped column
-        report = run_cli("report", "--task", reference(module), cwd=tmp_path)
+        assert f"1 (1 {guard})" in stdout, task.name  # the summary's stopped column
+        assert "leakage" in sweep_run.data.params["guards_on"] or guard != "leakage"
+        report = run_cli("report", "--task", reference(module), cwd=workdir)
         assert report.returncode == 0, report.stderr
-        assert guard in report.stdout and expected_status in report.stdout, report.stdout
+        assert guard in report.stdout and "stopped" in report.stdout, report.stdout
     print("\n" + "\n".join(lines))
+
+
+@pytest.mark.slow
+def test_the_leaky_zoo_task_is_stopped_by_leakage_and_never_exported(zoo_sweep):
+    workdir, _, client = zoo_sweep
+    run, _ = the_trial(client, class_leak.task)
+    assert (run.data.tags["orchestrate.status"], run.data.tags["orchestrate.guard"]) == ("stopped", "leakage")
+    export = run_cli("best", "--task", reference(class_leak), "--out", "leaked", cwd=workdir)
+    assert export.returncode == 2, export.stdout + export.stderr
+    assert "1 of its 1 trials were stopped by a failure guard (1 leakage)" in export.stderr
+    assert len(export.stderr.strip().splitlines()) == 1
+    assert not (workdir / "leaked").exists()
+
+
+@pytest.mark.slow
+def test_no_failure_guard_stops_a_healthy_zoo_task(zoo_sweep):
+    workdir, sweep, client = zoo_sweep
+    stderr = squash(sweep.stderr)
+    for module, guard, extras in HEALTHY:
+        task = module.task
+        assert task.name not in stderr  # each has a winner
+        run, _ = the_trial(client, task)
+        tags = run.data.tags
+        assert tags["orchestrate.status"] in ("completed", "converged"), (task.name, tags)
+        assert tags.get("orchestrate.guard") in (None, guard), (task.name, tags.get("orchestrate.reason"))
+        export = run_cli("best", "--task", reference(module), "--out", f"best_{task.name}", cwd=workdir)
+        assert export.returncode == 0, export.stderr
+
+
+@pytest.mark.slow
+def test_a_model_that_learns_its_attributes_first_keeps_running_until_its_images_matter(zoo_sweep):
+    _, _, client = zoo_sweep
+    run, _ = the_trial(client, one_modality_first.task)
+    history = full_history(client, run)
+    gains = [r["val/auroc"] - r["probe/image_shuffled/auroc"] for r in history]
+    print("image gains per epoch:", [round(gain, 4) for gain in gains])
+    assert min(gains[1:4]) < 0.02  # a fixed 0.02 after a short warm-up would have stopped it
+    assert gains[-1] >= 0.03  # ... yet the images came to matter
+    assert run.data.tags["orchestrate.status"] in ("completed", "converged")
+
+
+@pytest.mark.slow
+def test_a_small_val_set_wandering_at_its_ceiling_converges_before_its_budget(zoo_sweep):
+    _, _, client = zoo_sweep
+    run, _ = the_trial(client, small_val_plateau.task)
+    assert (run.data.tags["orchestrate.status"], run.data.tags["orchestrate.guard"]) == ("converged", "plateau")
+    history = full_history(client, run)
+    print("R@1 per epoch:", [round(r["val/mean_r1"], 4) for r in history])
+    assert len(history) < 12
+    # a plateau guard that counted every gain above a fixed min_delta would still be running
+    fixed_delta = only("plateau", plateau={"noise_sigmas": 0})
+    for end in range(1, len(history) + 1):
+        assert check_health(history[:end], metric=small_val_plateau.task.metric, mode="max",
+                            value_bounds={}, config=fixed_delta) is None

@@ -103,3 +103,13 @@ def test_health_thresholds_are_read_from_the_space(tmp_path):
     assert spec.health.plateau.patience == 7
     with pytest.raises(SpecError, match="health.plateau.patiense: unknown key"):
         load_spec(write(tmp_path, VALID + "health: {plateau: {patiense: 7}}\n"))
+
+
+def test_a_plausible_maximum_is_set_under_health_leakage_and_checked_in_one_line(tmp_path):
+    spec = load_spec(write(tmp_path, VALID + "health: {leakage: {plausible_max: {val/mean_r1: 0.9}}}\n"))
+    assert spec.health.leakage.plausible_max == {"val/mean_r1": 0.9}
+    with pytest.raises(SpecError, match=r"health.leakage.plausible_max: plausible_max key 'mean_r1' "
+                       r"must be a reported key such as val/accuracy"):
+        load_spec(write(tmp_path, VALID + "health: {leakage: {plausible_max: {mean_r1: 0.9}}}\n"))
+    with pytest.raises(SpecError, match=r"health.leakage.plausible_max.val/mean_r1: Input should be a valid number"):
+        load_spec(write(tmp_path, VALID + "health: {leakage: {plausible_max: {val/mean_r1: high}}}\n"))

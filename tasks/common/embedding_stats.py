@@ -15,7 +15,13 @@ EMBEDDING_PROBE_BOUNDS: dict[str, tuple[float, float]] = {
     "probe/*/offdiag_cosine": (-1.0, 1.0),
     "probe/*/dim_std": (0.0, 1.0),
     "probe/*/dim": (1.0, INF),
+    "probe/*/zero_fraction": (0.0, 1.0),
+    "probe/*/mean_norm": (0.0, INF),
 }
+# A row whose L2 norm is at most this is a zero vector: a dead ReLU or a zero-initialised layer
+# before the normalisation. F.normalize leaves it (nearly) zero, so it has cosine 0 with every
+# other row and no spread: the cosine statistic alone reads it as healthy.
+ZERO_NORM = 1e-6
 PAIR_SIMILARITY_BOUNDS: dict[str, tuple[float, float]] = {
     "probe/positive_similarity": (-1.0, 1.0),
     "probe/negative_similarity": (-1.0, 1.0),
@@ -42,12 +48,27 @@ def mean_dimension_std(embeddings: torch.Tensor) -> float:
     return normalised.std(dim=0, correction=0).mean().item()
 
 
+def zero_vector_fraction(embeddings: torch.Tensor) -> float:
+    """Share of rows whose L2 norm is at most ZERO_NORM, in [0, 1]; NaN for no rows."""
+    norms = embeddings.detach().float().norm(dim=-1)
+    return (norms <= ZERO_NORM).float().mean().item() if len(norms) else float("nan")
+
+
+def mean_norm(embeddings: torch.Tensor) -> float:
+    """Mean L2 norm of the rows as given (before this module normalises them); NaN for none."""
+    norms = embeddings.detach().float().norm(dim=-1)
+    return norms.mean().item() if len(norms) else float("nan")
+
+
 def embedding_statistics(embeddings: torch.Tensor, modality: str) -> dict[str, float]:
-    """The probe keys of one modality: <modality>/offdiag_cosine, /dim_std and /dim."""
+    """The probe keys of one modality: <modality>/offdiag_cosine, /dim_std, /dim, and
+    /zero_fraction (share of zero vectors) and /mean_norm (mean norm of the rows as given)."""
     return {
         f"{modality}/offdiag_cosine": mean_offdiagonal_cosine(embeddings),
         f"{modality}/dim_std": mean_dimension_std(embeddings),
         f"{modality}/dim": float(embeddings.shape[-1]),
+        f"{modality}/zero_fraction": zero_vector_fraction(embeddings),
+        f"{modality}/mean_norm": mean_norm(embeddings),
     }
 
 

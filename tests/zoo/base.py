@@ -201,7 +201,7 @@ class ZooTask:
     def build(self, config: TrainingConfig, data_dir: Path, device: Any) -> TrialSetup:
         config = config if isinstance(config, ZooConfig) else ZooConfig.model_validate(dict(config))
         check_dataset(Path(data_dir))
-        train = load_split(data_dir, "train")
+        train = self.prepare_split(load_split(data_dir, "train"), "train")
         torch.manual_seed(config.seed)
         model = self.build_model(config).to(device)
         dataset = TensorDataset(train.images, train.attributes, train.category,
@@ -209,10 +209,15 @@ class ZooTask:
         batches = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                              generator=torch.Generator().manual_seed(config.seed))
         return TrialSetup(model=model, train_batches=batches, device=device,
-                          extras={"config": config, "val": load_split(data_dir, "val")})
+                          extras={"config": config,
+                                  "val": self.prepare_split(load_split(data_dir, "val"), "val")})
 
     def build_model(self, config: ZooConfig) -> nn.Module:
         raise NotImplementedError
+
+    def prepare_split(self, split: ZooSplit, name: str) -> ZooSplit:
+        """The split as the task's data pipeline hands it to the model (as loaded, here)."""
+        return split
 
     def _split(self, setup: TrialSetup, split: str) -> ZooSplit:
         if split != "val":
