@@ -15,6 +15,7 @@ from tasks.cub_attributes import CubAttributesConfig, demo, task
 from tasks.cub_attributes import data as cub
 from tasks.cub_attributes.attribute_labels import NOT_VISIBLE
 from tasks.cub_attributes.splits import SPLITS
+from tasks.cub_attributes.task import load_split
 
 SMALL_CONFIG = dict(batch_size=32, embed_dim=16, attribute_hidden_dim=16, gate_hidden_dim=8)
 
@@ -106,9 +107,11 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
     for split in ("val", "test"):
         metrics = task.evaluate(demo_setup, split)
         assert set(metrics) == {
-            "accuracy", "top5_accuracy", "majority_rate", "chance/accuracy", "chance/top5_accuracy"
+            "accuracy", "top5_accuracy", "majority_rate", "chance/accuracy", "chance/top5_accuracy",
+            "samples",
         }
         assert metrics["chance/accuracy"] == pytest.approx(1 / 20)
+        assert metrics["samples"] == {"val": 100, "test": 200}[split]
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
     assert {
@@ -185,3 +188,19 @@ def test_missing_image_weights_file_is_one_line(tmp_path, demo_dir):
     with pytest.raises(ValueError, match="does not exist") as error:
         task.build(CubAttributesConfig(image_weights=str(tmp_path / "absent.pt")), demo_dir, "cpu")
     assert "\n" not in str(error.value)
+
+
+def test_plausible_max_bounds_only_the_target_accuracy():
+    assert task.plausible_max == {"val/accuracy": 0.95}
+
+
+def test_max_samples_per_split_loads_the_first_images_of_each_split(demo_dir):
+    config = CubAttributesConfig(**SMALL_CONFIG, max_samples_per_split=7)
+    setup = task.build(config, demo_dir, "cpu")
+    assert len(setup.train_batches.dataset) == 7
+    whole = CubAttributesConfig(**SMALL_CONFIG)
+    annotations = setup.extras["annotations"]
+    for split in ("val", "test"):
+        assert task.evaluate(setup, split)["samples"] == 7
+        cut, full = load_split(annotations, split, config), load_split(annotations, split, whole)
+        assert torch.equal(cut.labels, full.labels[:7]) and torch.equal(cut.images, full.images[:7])

@@ -25,6 +25,7 @@ from tasks.multiview.layouts import manifest as manifest_layout
 from tasks.multiview.layouts import mvcnn
 from tasks.multiview.loading import load_split
 from tasks.multiview.model import ViewEncoder
+from tasks.multiview.pairs import ViewPair, first_pairs
 
 SMALL_CONFIG = dict(batch_size=16, embed_dim=16)
 REPO = Path(__file__).resolve().parent.parent
@@ -416,6 +417,7 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         assert {"auroc", "accuracy", "majority_rate", "threshold", "r1", "positive_similarity",
                 "negative_similarity", "chance/auroc", "chance/r1"} <= set(metrics)
         assert metrics["chance/r1"] == pytest.approx(1 / (100 if split == "val" else 120))
+        assert metrics["samples"] == len(demo_setup.extras["splits"][split].pair_labels)
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
     assert {"view_a/offdiag_cosine", "view_b/dim_std", "view_a/dim", "view_a_shuffled/r1",
@@ -483,3 +485,22 @@ def test_build_refuses_data_problems_but_leaves_split_leaks_to_the_sweep_gate(tm
         (broken / "chair" / "train" / mvcnn_name("chair", 1, view)).unlink()
     with pytest.raises(DataError, match=r"chair_0001\.obj\.shaded_v001\.png: the only view of object"):
         task.build(MultiviewConfig(**SMALL_CONFIG), broken, torch.device("cpu"))
+
+
+def test_first_pairs_keeps_split_order_and_both_labels():
+    pairs = [ViewPair(f"p{i}", f"a{i}", f"b{i}", int(i < 6)) for i in range(10)]  # 6 pos, 4 neg
+    assert first_pairs(pairs, None) == pairs and first_pairs(pairs, 10) == pairs
+    kept = first_pairs(pairs, 4)
+    assert [pair.pair_id for pair in kept] == ["p0", "p1", "p6", "p7"]
+    assert [pair.pair_id for pair in first_pairs(pairs, 9)] == [f"p{i}" for i in (0, 1, 2, 3, 4, 6, 7, 8, 9)]
+    positives = pairs[:6]
+    assert first_pairs(positives, 3) == positives[:3]
+
+
+def test_max_samples_per_split_loads_the_first_pairs_of_each_split(demo_dir):
+    setup = task.build(MultiviewConfig(**SMALL_CONFIG, max_samples_per_split=32), demo_dir, "cpu")
+    assert len(setup.train_batches.dataset) == 32  # positive pairs (several per object)
+    for split in ("val", "test"):
+        metrics = task.evaluate(setup, split)
+        labels = setup.extras["splits"][split].pair_labels
+        assert metrics["samples"] == len(labels) == 32 and 0 < int(labels.sum()) < 32

@@ -30,6 +30,7 @@ from tasks.multiview.config import MultiviewConfig
 from tasks.multiview.loading import ViewPairSplit, load_split
 from tasks.multiview.loss import multiview_loss
 from tasks.multiview.model import ViewEncoder, build_view_encoder
+from tasks.multiview.pairs import first_pairs
 from tasks.multiview.sampling import PositivePairs, training_batches
 
 EVAL_BATCH_SIZE = 256
@@ -46,6 +47,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
     **{f"{split}/{name}": (-1.0, 1.0) for split in ("val", "test") for name in _COSINE_METRICS},
     "*/chance/*": (0.0, 1.0),
+    "*/samples": (1.0, INF),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/r1": (0.0, 1.0),
     **PAIR_SIMILARITY_BOUNDS,
@@ -113,7 +115,9 @@ class MultiviewTask:
         config = with_resolved_weights(config, Path(data_dir), ("backbone_weights",))
         plan = data.plan_dataset(Path(data_dir), config, read_headers=False)
         plan.report.raise_if_unusable(allow_leaks=True)
-        positives = [pair for pair in plan.pairs["train"] if pair.label == 1]
+        positives = first_pairs(
+            [pair for pair in plan.pairs["train"] if pair.label == 1], config.max_samples_per_split
+        )
         train = load_split(plan.root, positives, config.image_size)
         pairs = PositivePairs(train.images, train.view_a, train.view_b)
         torch.manual_seed(config.seed)
@@ -167,7 +171,8 @@ class MultiviewTask:
         )
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """Pair verification (AUROC; accuracy at the val-chosen threshold), R@1, chance levels.
+        """Pair verification (AUROC; accuracy at the val-chosen threshold), R@1, chance levels
+        and `samples` (pairs).
 
         Evaluating "val" chooses the accuracy-maximising threshold and stores it in
         setup.extras["val_threshold"]; any other split is thresholded with the last val
@@ -191,6 +196,7 @@ class MultiviewTask:
             ),
             "chance/auroc": CHANCE_AUROC,
             "chance/r1": 1.0 / len(targets),
+            "samples": float(len(view_split.pair_labels)),
         }
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
@@ -217,9 +223,8 @@ class MultiviewTask:
         cache = setup.extras["splits"]
         if split not in cache:
             config: MultiviewConfig = setup.extras["config"]
-            cache[split] = load_split(
-                setup.extras["root"], setup.extras["pairs"][split], config.image_size
-            )
+            pairs = first_pairs(setup.extras["pairs"][split], config.max_samples_per_split)
+            cache[split] = load_split(setup.extras["root"], pairs, config.image_size)
         return cache[split]
 
     def _embeddings(self, setup: TrialSetup, split: str, refresh: bool = False) -> torch.Tensor:
