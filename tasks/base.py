@@ -142,6 +142,34 @@ class TrialSetup:
         in no block always train at the base learning rate.
     device: where the model lives.
     extras: task-private state (tokeniser, cached validation tensors, ...).
+
+    Declaring unfreezable blocks (progressive unfreezing, the config's `unfreeze_*` fields):
+    - Hand over each encoder that starts from pretrained weights, as a list of its blocks (any
+      `nn.Module`s of `model`), top first: the block nearest the head is freed first. A block is
+      what one stage frees, e.g. a ResNet's [layer4, layer3, layer2, layer1, stem], the small
+      CNN's conv blocks last first, a BERT's layers last first then its embeddings
+      (`blocks_top_first()` of tasks/common/image_encoders.py and text_encoders.py).
+    - Leave out an encoder that starts from random init: it then always trains, at the base
+      rate (freezing random weights only hides the input).
+    - Every parameter may be in at most one block. What the loop does with them
+      (orchestrator/unfreezing.py): blocks form their own optimiser group at
+      `learning_rate * unfreeze_lr_scale` (also with `unfreeze_stages: 0`); each epoch, after
+      `model.train()`, a frozen block gets `requires_grad=False` and its BatchNorm layers are put
+      back in eval mode, so neither its weights nor its running statistics move. So
+      `training_step` must not call `model.train()`, and `evaluate`/`probe` should restore every
+      module's train/eval flag when they finish (as the built-in tasks do).
+    - Weight paths: a relative path in the config is best read from `data_dir`
+      (`tasks.common.local_weights.with_resolved_weights`), so a dataset directory can carry its
+      encoders (the demos' `pretrained/`).
+    The built-in tasks are the examples: retrieval hands over "image" and "text"
+    (`DualEncoder.unfreezable_blocks`), multiview its "backbone", cub_attributes and anomaly
+    their "image" branch; zh_matching none (its region features are precomputed). In short:
+
+        config = with_resolved_weights(config, data_dir, ("image_weights",))
+        encoder = build_image_encoder(config.image_encoder, config.image_weights)
+        model = MyModel(encoder).to(device)
+        blocks = {"image": encoder.blocks_top_first()} if config.image_weights else {}
+        return TrialSetup(model, batches, device, unfreezable_blocks=blocks)
     """
 
     model: Any

@@ -39,6 +39,20 @@ def orchestrate(*args: str, cwd: Path, timeout: int = 900, plugins: bool = False
                           capture_output=True, text=True, timeout=timeout)
 
 
+def place_demo_encoders(data_dir: Path, text: bool = False) -> Path:
+    """Put the demos' pretrained encoders (made once per machine, cached) under
+    `data_dir/pretrained/`, where the default search spaces read their weights: a real-layout
+    tree then carries its weights as a user's dataset would. Returns data_dir."""
+    from tasks.common.demo_encoders import place_image_encoder, place_text_encoder
+
+    place_image_encoder(data_dir)
+    if text:
+        from tasks.retrieval.demo import pretraining_captions
+
+        place_text_encoder(data_dir, pretraining_captions())
+    return data_dir
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to run the CLI in, as a new user would."""

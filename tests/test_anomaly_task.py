@@ -364,6 +364,7 @@ def test_evaluate_and_probe_keys_are_within_bounds_and_repeat_exactly(demo_setup
     metrics = task.evaluate(demo_setup, "val")
     assert {"auroc", "auprc", "fpr95", "accuracy", "majority_rate", "chance/auroc"} <= set(metrics)
     assert metrics["chance/auroc"] == 0.5
+    assert metrics["samples"] == len(demo_setup.extras["splits"]["val"].scene_labels)
     assert_within_bounds("val", metrics)
     assert task.evaluate(demo_setup, "val") == metrics
     assert_within_bounds("test", task.evaluate(demo_setup, "test"))
@@ -385,3 +386,12 @@ def test_padded_points_do_not_change_the_score(demo_setup):
         points[0, 40:] = 99.0
         after = model(images, points, mask).logits
     assert torch.allclose(before, after, atol=1e-6)
+
+
+def test_max_samples_per_split_loads_the_first_scenes_of_each_split(demo_dir, demo_setup):
+    setup = task.build(AnomalyConfig(**SMALL_CONFIG, max_samples_per_split=5), demo_dir, "cpu")
+    for split in ("train", "val"):
+        cut, full = setup.extras["splits"][split], demo_setup.extras["splits"][split]
+        assert cut.scene_ids == full.scene_ids[:5]
+        assert torch.equal(cut.points, full.points[:5]) and torch.equal(cut.images, full.images[:5])
+    assert task.evaluate(setup, "test")["samples"] == 5

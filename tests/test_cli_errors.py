@@ -49,8 +49,7 @@ SHIPPED_SPACE = (REPO / "search_spaces" / "retrieval.yaml").read_text()
     (("low: 0.03, high: 0.2", "low: 0.3, high: 0.2"), ["parameters.temperature", "greater than high"]),
     (("{type: int, low: 0, high: 2}", "{type: integer, low: 0, high: 2}"),
      ["parameters.unfreeze_stages", "'float', 'int', 'categorical'"]),
-    (("when: {parameter: unfreeze_stages, in: [1, 2]}}\n  unfreeze_lr_scale",
-      "when: {parameter: unfreeze_stagez, in: [1, 2]}}\n  unfreeze_lr_scale"),
+    (("log: true, when: {parameter: unfreeze_stages,", "log: true, when: {parameter: unfreeze_stagez,"),
      ["names 'unfreeze_stagez', which is not a searched parameter"]),
     (("mode: max", "mode: [max"), ["not valid YAML at line"]),
 ])

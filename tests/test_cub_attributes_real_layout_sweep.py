@@ -4,7 +4,7 @@ each). The search space's grace period is 2 epochs, so 2 is the shortest budget.
 
 import pytest
 
-from tests.conftest import orchestrate
+from tests.conftest import orchestrate, place_demo_encoders
 from tests.cub_layouts import tarball
 
 DATA_LEAK_TAG = "orchestrate.data_leak"
@@ -20,7 +20,7 @@ def trial_runs(workdir):
 
 @pytest.mark.slow
 def test_one_trial_sweep_runs_on_the_unpacked_tarball(workdir):
-    data_dir = tarball(workdir / "CUB_200_2011_download")
+    data_dir = place_demo_encoders(tarball(workdir / "CUB_200_2011_download"))  # the space's weights
     sweep = orchestrate("sweep", "--task", "cub_attributes", "--data-dir", str(data_dir), "--trials", "1",
                         "--max-epochs", "2", "--name", "tarball", cwd=workdir)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
@@ -33,7 +33,7 @@ def test_one_trial_sweep_runs_on_the_unpacked_tarball(workdir):
 
 @pytest.mark.slow
 def test_allow_data_leak_lets_the_sweep_run_and_tags_every_run(workdir):
-    data_dir = tarball(workdir / "leaky", class_level=True)
+    data_dir = place_demo_encoders(tarball(workdir / "leaky", class_level=True))
     sweep = orchestrate("sweep", "--task", "cub_attributes", "--data-dir", str(data_dir), "--trials", "1",
                         "--max-epochs", "2", "--name", "leaky", "--allow-data-leak", cwd=workdir)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]

@@ -15,6 +15,7 @@ from tasks.cub_attributes import CubAttributesConfig, demo, task
 from tasks.cub_attributes import data as cub
 from tasks.cub_attributes.attribute_labels import NOT_VISIBLE
 from tasks.cub_attributes.splits import SPLITS
+from tasks.cub_attributes.task import load_split
 
 SMALL_CONFIG = dict(batch_size=32, embed_dim=16, attribute_hidden_dim=16, gate_hidden_dim=8)
 
@@ -30,7 +31,8 @@ def private_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cub_demo")
-    task.make_demo_data(root, seed=0)
+    # encoders=False: this module's private cache would pretrain the image encoder again
+    demo.make_demo_data(root, seed=0, encoders=False)
     return root
 
 
@@ -61,9 +63,9 @@ def test_task_satisfies_the_interface():
 def test_demo_data_is_deterministic_in_the_tarball_layout(tmp_path, demo_dir):
     report = task.check_data(demo_dir)
     assert report.layout == "CUB-200-2011, unpacked tarball (CUB_200_2011/ one level down)"
-    assert report.splits == {"train": 240, "val": 80, "test": 160}
+    assert report.splits == {"train": 300, "val": 100, "test": 200}
     assert not report.problems and not report.leaks  # noisy per-image annotations: no leak
-    task.make_demo_data(tmp_path, seed=0)
+    demo.make_demo_data(tmp_path, seed=0, encoders=False)
     dataset = "CUB_200_2011"
     for name in (cub.IMAGES_FILE, cub.SPLIT_FILE, cub.ATTRIBUTE_LABELS_FILE, "../attributes.txt"):
         assert (tmp_path / dataset / name).read_bytes() == (demo_dir / dataset / name).read_bytes()
@@ -105,9 +107,11 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
     for split in ("val", "test"):
         metrics = task.evaluate(demo_setup, split)
         assert set(metrics) == {
-            "accuracy", "top5_accuracy", "majority_rate", "chance/accuracy", "chance/top5_accuracy"
+            "accuracy", "top5_accuracy", "majority_rate", "chance/accuracy", "chance/top5_accuracy",
+            "samples",
         }
         assert metrics["chance/accuracy"] == pytest.approx(1 / 20)
+        assert metrics["samples"] == {"val": 100, "test": 200}[split]
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
     assert {
@@ -184,3 +188,19 @@ def test_missing_image_weights_file_is_one_line(tmp_path, demo_dir):
     with pytest.raises(ValueError, match="does not exist") as error:
         task.build(CubAttributesConfig(image_weights=str(tmp_path / "absent.pt")), demo_dir, "cpu")
     assert "\n" not in str(error.value)
+
+
+def test_plausible_max_bounds_only_the_target_accuracy():
+    assert task.plausible_max == {"val/accuracy": 0.95}
+
+
+def test_max_samples_per_split_loads_the_first_images_of_each_split(demo_dir):
+    config = CubAttributesConfig(**SMALL_CONFIG, max_samples_per_split=7)
+    setup = task.build(config, demo_dir, "cpu")
+    assert len(setup.train_batches.dataset) == 7
+    whole = CubAttributesConfig(**SMALL_CONFIG)
+    annotations = setup.extras["annotations"]
+    for split in ("val", "test"):
+        assert task.evaluate(setup, split)["samples"] == 7
+        cut, full = load_split(annotations, split, config), load_split(annotations, split, whole)
+        assert torch.equal(cut.labels, full.labels[:7]) and torch.equal(cut.images, full.images[:7])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tasks.multiview.layouts import mvcnn
-from tests.conftest import orchestrate
+from tests.conftest import orchestrate, place_demo_encoders
 from tests.fixtures.multiview.trees import (
     co3d_frame,
     co3d_sequence_name,
@@ -77,7 +77,7 @@ def test_sweep_refuses_an_object_in_train_and_test(tmp_path):
 
 @pytest.mark.slow
 def test_a_one_trial_one_epoch_sweep_runs_on_an_mvcnn_tree(tmp_path):
-    tree = write_mvcnn_tree(tmp_path / "modelnet40_images_new_12x")
+    tree = place_demo_encoders(write_mvcnn_tree(tmp_path / "modelnet40_images_new_12x"))
     workdir = tmp_path / "work"
     workdir.mkdir()
     result = orchestrate(

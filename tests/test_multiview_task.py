@@ -25,6 +25,7 @@ from tasks.multiview.layouts import manifest as manifest_layout
 from tasks.multiview.layouts import mvcnn
 from tasks.multiview.loading import load_split
 from tasks.multiview.model import ViewEncoder
+from tasks.multiview.pairs import ViewPair, first_pairs
 
 SMALL_CONFIG = dict(batch_size=16, embed_dim=16)
 REPO = Path(__file__).resolve().parent.parent
@@ -358,11 +359,11 @@ def test_demo_data_is_an_mvcnn_render_tree_deterministic_and_split_by_object(tmp
     report = task.check_data(demo_dir)
     assert not report.problems and not report.leaks, (report.problems, report.leaks)
     assert report.layout == mvcnn.LAYOUT
-    assert report.splits == {"train": 108, "val": 24, "test": 36}
+    assert report.splits == {"train": 420, "val": 100, "test": 120}
     task.make_demo_data(tmp_path, seed=0)
     names = sorted(path.relative_to(demo_dir).as_posix() for path in demo_dir.rglob("*.png"))
     assert names == sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.png"))
-    assert len(names) == 168 * 4 and all(mvcnn.VIEW_NAME.match(name.rsplit("/", 1)[1]) for name in names)
+    assert len(names) == 640 * 4 and all(mvcnn.VIEW_NAME.match(name.rsplit("/", 1)[1]) for name in names)
     name = names[7]
     assert (tmp_path / name).read_bytes() == (demo_dir / name).read_bytes()
 
@@ -382,7 +383,7 @@ def test_demo_data_is_an_mvcnn_render_tree_deterministic_and_split_by_object(tmp
 
 def test_an_epoch_trains_on_one_positive_pair_of_each_object(demo_setup):
     batches = list(demo_setup.train_batches)
-    assert len(batches) == len(demo_setup.train_batches) == 108 // 16  # remainder dropped
+    assert len(batches) == len(demo_setup.train_batches) == 420 // 16  # remainder dropped
     seen = set()
     for images_a, images_b in batches:
         assert images_a.dtype == torch.uint8 and images_a.shape == images_b.shape
@@ -390,7 +391,7 @@ def test_an_epoch_trains_on_one_positive_pair_of_each_object(demo_setup):
     assert len(seen) == 16 * len(batches)
     sampler = demo_setup.train_batches.batch_sampler
     order = sampler.epoch_order(0)
-    assert len(order) == sampler.objects == 108
+    assert len(order) == sampler.objects == 420
 
 
 def test_two_training_steps_give_finite_loss_and_gradients_to_the_shared_backbone(demo_setup):
@@ -415,7 +416,8 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         metrics = task.evaluate(demo_setup, split)
         assert {"auroc", "accuracy", "majority_rate", "threshold", "r1", "positive_similarity",
                 "negative_similarity", "chance/auroc", "chance/r1"} <= set(metrics)
-        assert metrics["chance/r1"] == pytest.approx(1 / (24 if split == "val" else 36))
+        assert metrics["chance/r1"] == pytest.approx(1 / (100 if split == "val" else 120))
+        assert metrics["samples"] == len(demo_setup.extras["splits"][split].pair_labels)
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
     assert {"view_a/offdiag_cosine", "view_b/dim_std", "view_a/dim", "view_a_shuffled/r1",
@@ -483,3 +485,22 @@ def test_build_refuses_data_problems_but_leaves_split_leaks_to_the_sweep_gate(tm
         (broken / "chair" / "train" / mvcnn_name("chair", 1, view)).unlink()
     with pytest.raises(DataError, match=r"chair_0001\.obj\.shaded_v001\.png: the only view of object"):
         task.build(MultiviewConfig(**SMALL_CONFIG), broken, torch.device("cpu"))
+
+
+def test_first_pairs_keeps_split_order_and_both_labels():
+    pairs = [ViewPair(f"p{i}", f"a{i}", f"b{i}", int(i < 6)) for i in range(10)]  # 6 pos, 4 neg
+    assert first_pairs(pairs, None) == pairs and first_pairs(pairs, 10) == pairs
+    kept = first_pairs(pairs, 4)
+    assert [pair.pair_id for pair in kept] == ["p0", "p1", "p6", "p7"]
+    assert [pair.pair_id for pair in first_pairs(pairs, 9)] == [f"p{i}" for i in (0, 1, 2, 3, 4, 6, 7, 8, 9)]
+    positives = pairs[:6]
+    assert first_pairs(positives, 3) == positives[:3]
+
+
+def test_max_samples_per_split_loads_the_first_pairs_of_each_split(demo_dir):
+    setup = task.build(MultiviewConfig(**SMALL_CONFIG, max_samples_per_split=32), demo_dir, "cpu")
+    assert len(setup.train_batches.dataset) == 32  # positive pairs (several per object)
+    for split in ("val", "test"):
+        metrics = task.evaluate(setup, split)
+        labels = setup.extras["splits"][split].pair_labels
+        assert metrics["samples"] == len(labels) == 32 and 0 < int(labels.sum()) < 32

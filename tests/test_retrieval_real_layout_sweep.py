@@ -3,13 +3,13 @@ excerpts, placeholder images): local Ray, sqlite MLflow. Slow (about a minute)."
 
 import pytest
 
-from tests.conftest import orchestrate
+from tests.conftest import orchestrate, place_demo_encoders
 from tests.flickr_layouts import original_zips
 
 
 @pytest.mark.slow
 def test_one_trial_sweep_runs_on_the_original_zip_layout(workdir):
-    data_dir = original_zips(workdir / "Flickr8k")
+    data_dir = place_demo_encoders(original_zips(workdir / "Flickr8k"), text=True)  # the space's weights
     sweep = orchestrate("sweep", "--task", "retrieval", "--data-dir", str(data_dir), "--trials", "1",
                         "--max-epochs", "1", "--name", "real-layout", cwd=workdir)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]

@@ -250,6 +250,7 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         metrics = task.evaluate(demo_setup, split)
         assert {"i2t_r1", "t2i_r10", "mean_r1", "rsum", "mrr", "chance/mean_r1"} <= set(metrics)
         assert metrics["chance/mean_r1"] == pytest.approx(1 / 100)
+        assert metrics["samples"] == 100  # images
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
     assert {
@@ -353,3 +354,15 @@ def test_local_text_encoder_directory_trains(tmp_path, demo_dir):
     assert len(setup.unfreezable_blocks["text"]) == 2  # one layer + embeddings
     losses = task.training_step(setup, next(iter(setup.train_batches)))
     assert torch.isfinite(losses["loss"])
+
+
+def test_max_samples_per_split_loads_the_first_images_of_each_split(demo_dir, demo_setup):
+    setup = task.build(RetrievalConfig(**SMALL_CONFIG, max_samples_per_split=40), demo_dir, "cpu")
+    train = setup.train_batches.dataset
+    assert len(train.images) == 40 and len(train) == 40 * 5
+    assert torch.equal(train.images, flickr.load_split(setup.extras["index"], "train", 32).images[:40])
+    for split in ("val", "test"):
+        metrics = task.evaluate(setup, split)
+        assert metrics["samples"] == 40 and metrics["chance/mean_r1"] == pytest.approx(1 / 40)
+        cut, full = setup.extras["splits"][split], task._split(demo_setup, split)
+        assert torch.equal(cut.images, full.images[:40])

@@ -1,10 +1,24 @@
-"""The unfreezing schedule: which parameters train in which epoch, BatchNorm statistics frozen."""
+"""The unfreezing schedule: which parameters train in which epoch, BatchNorm statistics frozen;
+then the same on the demos' pretrained encoders in a real task, through the real optimiser."""
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
+from orchestrator.training import MixedPrecision, build_optimizer, train_one_epoch
 from orchestrator.unfreezing import apply_unfreezing, param_groups, trainable_block_count
+from tasks.anomaly.config import AnomalyConfig
+from tasks.anomaly.model import build_detector
 from tasks.base import TrainingConfig
+from tasks.common.demo_encoders import IMAGE_ENCODER_FILE, TEXT_ENCODER_DIR
+from tasks.cub_attributes.config import CubAttributesConfig
+from tasks.cub_attributes.model import build_classifier
+from tasks.multiview.config import MultiviewConfig
+from tasks.multiview.model import build_view_encoder
+from tasks.retrieval import RetrievalConfig, demo, task
+from tasks.retrieval.model import build_dual_encoder
 
 
 class TwoEncoders(nn.Module):
@@ -91,3 +105,111 @@ def test_frozen_parameters_do_not_change_under_a_real_optimiser_step():
     optimizer.step()
     assert torch.equal(model.text[0].weight, frozen_before)
     assert not torch.equal(model.head.weight, head_before)
+
+
+# --- the demos' pretrained encoders in a real task, through the real optimiser and epoch --------
+
+PRETRAINED = dict(image_weights=IMAGE_ENCODER_FILE, text_encoder=TEXT_ENCODER_DIR)  # relative
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory) -> Path:
+    """48 of the retrieval demo's images and captions, with the demos' pretrained encoders."""
+    root = tmp_path_factory.mktemp("shapes")
+    demo.make_demo_data(root, seed=0, images=48)
+    return root
+
+
+def snapshot(modules) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer (BatchNorm running statistics included) of the modules."""
+    return {f"{index}.{name}": tensor.detach().clone()
+            for index, module in enumerate(modules)
+            for name, tensor in [*module.named_parameters(), *module.named_buffers()]}
+
+
+def unchanged(before: dict, modules) -> bool:
+    return all(torch.equal(before[key], value) for key, value in snapshot(modules).items())
+
+
+def changed(before: dict, modules) -> bool:
+    """Every floating-point parameter and running statistic moved (counters aside)."""
+    after = snapshot(modules)
+    return all(not torch.equal(before[key], value)
+               for key, value in after.items() if value.is_floating_point())
+
+
+def one_epoch(setup, config, epoch: int, max_epochs: int = 4) -> None:
+    optimizer, schedule = build_optimizer(setup, config, max_epochs, len(setup.train_batches))
+    setup.model.train()
+    apply_unfreezing(setup.unfreezable_blocks, trainable_block_count(config, epoch))
+    train_one_epoch(task, setup, optimizer, schedule, MixedPrecision(setup.device), config.grad_clip_norm)
+
+
+def test_over_a_real_epoch_frozen_blocks_keep_weights_and_batchnorm_statistics(shapes_dir):
+    config = RetrievalConfig(**PRETRAINED, batch_size=12, unfreeze_stages=2, unfreeze_start_epoch=0,
+                             unfreeze_layers_per_stage=1, unfreeze_lr_scale=0.5, learning_rate=2e-3)
+    torch.manual_seed(0)
+    setup = task.build(config, shapes_dir, torch.device("cpu"))
+    image, text = setup.unfreezable_blocks["image"], setup.unfreezable_blocks["text"]
+    assert len(image) == 4 and len(text) == 5  # small CNN blocks; BERT layers + embeddings
+    heads = [setup.model.image_head, setup.model.text_head]
+    before = {name: snapshot(modules) for name, modules in
+              (("free", [image[0], text[0]]), ("frozen", image[1:] + text[1:]), ("heads", heads))}
+    one_epoch(setup, config, epoch=0)  # stage 1: the top block of each encoder is free
+    assert unchanged(before["frozen"], image[1:] + text[1:])
+    assert changed(before["free"], [image[0], text[0]]) and changed(before["heads"], heads)
+    assert not any(module.training for block in image[1:] for module in block.modules()
+                   if isinstance(module, nn.BatchNorm2d))
+
+
+def test_before_the_start_epoch_only_the_heads_train(shapes_dir):
+    config = RetrievalConfig(**PRETRAINED, batch_size=12, unfreeze_stages=1, unfreeze_start_epoch=3)
+    torch.manual_seed(0)
+    setup = task.build(config, shapes_dir, torch.device("cpu"))
+    encoders = [setup.model.image_encoder, setup.model.text_encoder]
+    heads = [setup.model.image_head, setup.model.text_head]
+    encoders_before, heads_before = snapshot(encoders), snapshot(heads)
+    one_epoch(setup, config, epoch=0)
+    assert unchanged(encoders_before, encoders) and changed(heads_before, heads)
+
+
+def test_freed_blocks_step_at_learning_rate_times_unfreeze_lr_scale(shapes_dir):
+    # AdamW's first step moves each weight by lr * g / (|g| + eps): about the group's learning
+    # rate wherever the gradient is not tiny, so the largest step in each group is its rate.
+    config = RetrievalConfig(**PRETRAINED, batch_size=12, unfreeze_stages=1, unfreeze_layers_per_stage=4,
+                             unfreeze_lr_scale=0.25, learning_rate=1e-3, weight_decay=0.0, warmup_epochs=0)
+    torch.manual_seed(0)
+    setup = task.build(config, shapes_dir, torch.device("cpu"))
+    optimizer, _ = build_optimizer(setup, config, 4, len(setup.train_batches))
+    assert {group["name"]: group["lr"] for group in optimizer.param_groups} == pytest.approx(
+        {"heads": 1e-3, "encoder_blocks": 2.5e-4})
+    setup.model.train()
+    apply_unfreezing(setup.unfreezable_blocks, trainable_block_count(config, 0))
+    blocks = [p for block in setup.unfreezable_blocks["image"] for p in block.parameters()]
+    heads = [*setup.model.image_head.parameters()]
+    before = [p.detach().clone() for p in blocks + heads]
+    optimizer.zero_grad()
+    task.training_step(setup, next(iter(setup.train_batches)))["loss"].backward()
+    optimizer.step()
+    steps = [(p.detach() - old).abs().max().item() for p, old in zip(blocks + heads, before)]
+    block_step, head_step = max(steps[: len(blocks)]), max(steps[len(blocks):])
+    assert block_step == pytest.approx(2.5e-4, rel=0.02) and head_step == pytest.approx(1e-3, rel=0.02)
+
+
+def test_every_image_task_hands_over_the_small_cnn_loaded_from_weights_top_first(shapes_dir):
+    weights = str(shapes_dir / IMAGE_ENCODER_FILE)
+    retrieval_model, _ = build_dual_encoder(
+        RetrievalConfig(image_weights=weights), ["a red circle", "a blue square"])
+    handed_over = {
+        "retrieval": retrieval_model.unfreezable_blocks(True, False)["image"],
+        "multiview": build_view_encoder(MultiviewConfig(backbone_weights=weights))
+        .unfreezable_blocks(True)["backbone"],
+        "cub_attributes": build_classifier(CubAttributesConfig(image_weights=weights), 10, 4)
+        .unfreezable_blocks(True)["image"],
+        "anomaly": build_detector(AnomalyConfig(image_weights=weights)).unfreezable_blocks(True)["image"],
+    }
+    pretrained = torch.load(weights, weights_only=True)["blocks.3.0.weight"]
+    for name, blocks in handed_over.items():
+        assert len(blocks) == 4, name
+        assert torch.equal(blocks[0][0].weight, pretrained), name  # the last conv block comes first
+        assert blocks[0][0].out_channels == 128 and blocks[-1][0].in_channels == 3, name

@@ -13,6 +13,7 @@ import torch
 from tasks.base import Task
 from tasks.zh_matching import ZhMatchingConfig, data, demo, task
 from tasks.zh_matching.model import RegionWordMatcher
+from tasks.zh_matching.task import images_to_load
 from tasks.zh_matching.vocabulary import build_vocabulary
 
 SMALL_SPLITS = {"train": 48, "val": 12, "test": 10, "testall": 20}
@@ -23,7 +24,7 @@ SMALL_CONFIG = dict(batch_size=16, embed_dim=16, word_dim=16)
 def demo_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("zh_matching_demo")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(demo, "SPLIT_SIZES", SMALL_SPLITS)  # the real demo is ~100 MB
+        patch.setattr(demo, "SPLIT_SIZES", SMALL_SPLITS)  # the real demo is ~145 MB
         task.make_demo_data(root, seed=0)
     return root
 
@@ -70,9 +71,9 @@ def test_demo_is_the_real_layout_deterministic_in_seed_and_passes_check(tmp_path
 
 
 def test_default_demo_sizes_are_small_float32():
-    assert demo.SPLIT_SIZES == {"train": 240, "val": 50, "test": 50, "testall": 100}
+    assert demo.SPLIT_SIZES == {"train": 240, "val": 100, "test": 50, "testall": 100}
     megabytes = sum(demo.SPLIT_SIZES.values()) * demo.NUM_REGIONS * demo.FEATURE_DIM * 4 / 2**20
-    assert megabytes < 135
+    assert megabytes < 145
 
 
 def test_epoch_visits_each_training_image_once_with_one_of_its_captions(demo_setup):
@@ -122,6 +123,7 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         metrics = task.evaluate(demo_setup, split)
         assert {"i2t_r1", "t2i_r10", "mean_r1", "rsum", "mrr", "chance/mean_r1"} <= set(metrics)
         assert metrics["chance/mean_r1"] == pytest.approx(1 / images)
+        assert metrics["samples"] == images
         assert_within_bounds(split, metrics)
     folds = task.evaluate(demo_setup, "testall")
     assert folds["fold5/chance/mean_r1"] == pytest.approx(1 / 4)  # 5 folds of 4 images
@@ -158,3 +160,15 @@ def test_weights_of_another_vocabulary_are_refused_loudly():
     rebuilt = RegionWordMatcher(config, 8, build_vocabulary(["红色的汽车", "白色的猫"]))  # same size
     with pytest.raises(RuntimeError, match="another caption vocabulary"):
         rebuilt.load_state_dict(trained.state_dict())
+
+
+def test_max_samples_per_split_reads_the_first_images_and_whole_testall_folds(demo_dir):
+    config = ZhMatchingConfig(**SMALL_CONFIG, max_samples_per_split=8)
+    setup = task.build(config, demo_dir, "cpu")
+    assert len(setup.train_batches.dataset) == 8 * 5  # captions of the first 8 training images
+    assert task.evaluate(setup, "val")["samples"] == 8
+    assert task.evaluate(setup, "test")["samples"] == 8
+    testall = task.evaluate(setup, "testall")
+    assert testall["samples"] == 5 and testall["fold5/chance/mean_r1"] == 1.0  # 8 cut to 5 folds of 1
+    assert images_to_load(ZhMatchingConfig(val_max_images=3, max_samples_per_split=8), "val") == 3
+    assert images_to_load(ZhMatchingConfig(val_max_images=None), "test") is None

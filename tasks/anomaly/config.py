@@ -27,7 +27,9 @@ class AnomalyConfig(TrainingConfig):
     )
     image_weights: Optional[str] = Field(
         None,
-        description="local torchvision state_dict file for the image backbone; random init if unset",
+        description="local state_dict file for the image backbone (torchvision layout for ResNets); "
+        "random init if unset. A relative path is read from the data directory (the demo data "
+        "carries pretrained/image_encoder.pt)",
     )
     image_size: int = Field(
         32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet)"

@@ -136,14 +136,21 @@ def split_frames(data_dir: Path, split: str) -> tuple[Layout, list[FrameFiles]]:
 
 
 def load_split(
-    data_dir: Path, split: str, image_size: int, num_points: int, min_anomalous_points: int
+    data_dir: Path,
+    split: str,
+    image_size: int,
+    num_points: int,
+    min_anomalous_points: int,
+    max_samples: int | None = None,
 ) -> AnomalySplit:
-    """Read every sample of a split into tensors (see AnomalySplit); DataError on bad files.
+    """Read every sample of a split into tensors (see AnomalySplit), or only its first
+    `max_samples` in the split's order when given; DataError on bad files.
 
     The points tensor holds exactly the columns x, y, z, intensity that the layout's
     read_points returns; labels only ever reach scene_labels and anomalous_point_counts.
     """
     layout, frames = split_frames(data_dir, split)
+    frames = frames[:max_samples]
     count = len(frames)
     images = torch.empty((count, 3, image_size, image_size), dtype=torch.uint8)
     points = np.zeros((count, num_points, len(POINT_COLUMNS)), dtype=np.float32)

@@ -9,8 +9,9 @@
     <root>/Scenario_Configuration_Files/demo_scenarios.json   the scenario definitions
 No VOXEL_GRID (the task does not read it). Frame ids are consecutive world frame numbers from a
 per-scenario start, as CARLA's ticks are. The split is the task's split by scenario, so which
-scenarios are train, val and test follows from their (seeded) uuids; scenarios are added until
-each split holds at least MIN_SCENARIOS_PER_SPLIT of them. Everything is deterministic in the seed.
+scenarios are train, val and test follows from their (seeded) uuids: uuids are drawn, and each
+kept while its split still has room, until the splits hold 70 / 15 / 15% of the scenarios (at
+least MIN_SCENARIOS_PER_SPLIT each). Everything is deterministic in the seed.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from tasks.anomaly.demo_scenes import plan_scenario, render_frame
 from tasks.anomaly.layouts.anovox_released import IMAGE_FOLDER, LABELS_FOLDER, POINTS_FOLDER
 from tasks.anomaly.layouts.anovox_scenarios import CONFIGURATION_FOLDER, SCENARIO_PREFIX
 from tasks.anomaly.scenario_split import bucket_split
+from tasks.common.demo_encoders import place_image_encoder
 from tasks.common.pcd import pack_colours, write_pcd
 
-SCENARIOS = 100
+SCENARIOS = 232  # 162 train, 35 val, 35 test: 486 / 105 / 105 scenes
 FRAMES_PER_SCENARIO = 3
 ANOMALOUS_FRACTION = 0.35
 MIN_SCENARIOS_PER_SPLIT = 2
@@ -77,19 +79,27 @@ def write_scenario(root: Path, scenario_id: str, anomalous: bool, rng: np.random
             (folder / ANOMALY_FOLDER / f"{ANOMALY_FOLDER}_{frame_id}.csv").write_text(csv_text)
 
 
+def split_quotas(count: int) -> dict[str, int]:
+    """Scenarios per split: 15% each to val and test (at least MIN_SCENARIOS_PER_SPLIT), the rest train."""
+    held_out = max(MIN_SCENARIOS_PER_SPLIT, round(0.15 * count))
+    return {"train": max(MIN_SCENARIOS_PER_SPLIT, count - 2 * held_out), "val": held_out, "test": held_out}
+
+
 def scenario_ids(seed: int, count: int) -> list[str]:
-    """Seeded uuids, extended until every split holds MIN_SCENARIOS_PER_SPLIT scenarios."""
+    """Seeded uuids, each kept while the split its name falls in has room (split_quotas)."""
     rng = np.random.default_rng([seed, 0])
+    room = split_quotas(count)
     ids: list[str] = []
-    while len(ids) < count or any(
-        sum(bucket_split(f"{SCENARIO_PREFIX}{i}") == split for i in ids) < MIN_SCENARIOS_PER_SPLIT
-        for split in ("train", "val", "test")
-    ):
-        ids.append(str(uuid.UUID(bytes=rng.bytes(16), version=4)))
+    while any(room.values()):
+        candidate = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+        split = bucket_split(f"{SCENARIO_PREFIX}{candidate}")
+        if room[split]:
+            room[split] -= 1
+            ids.append(candidate)
     return ids
 
 
-def make_demo_data(root: Path, seed: int = 0, scenarios: int = SCENARIOS) -> None:
+def make_demo_data(root: Path, seed: int = 0, scenarios: int = SCENARIOS, encoders: bool = True) -> None:
     """Write the demo dataset (see the module docstring) under root, deterministic in seed.
 
     scenarios: how many (tests write fewer); 35% of them, drawn with the seed, are anomalous.
@@ -112,3 +122,5 @@ def make_demo_data(root: Path, seed: int = 0, scenarios: int = SCENARIOS) -> Non
         }
     }
     (root / CONFIGURATION_FOLDER / "demo_scenarios.json").write_text(json.dumps(definitions, indent=1))
+    if encoders:  # the pretrained image encoder the search space names (demo_encoders.py)
+        place_image_encoder(Path(root))

@@ -1,8 +1,8 @@
 """A procedural stand-in for AnoVox's drives: a road seen by a camera, a LiDAR and a semantic LiDAR.
 
 A scenario is a straight road with 2-4 parked cars (boxes; some are agents, labelled with
-AnoVox's agent colour) and 0-2 road signs (a pole and a retroreflective, very bright plate), in
-world metres. Each frame of the scenario sees it from the ego vehicle, which drives EGO_STEP_M
+AnoVox's agent colour), 0-2 road signs (a pole and a retroreflective, very bright plate) and 0-3
+roadside bushes (round, green or brown, dim to the LiDAR), in world metres. Each frame of the scenario sees it from the ego vehicle, which drives EGO_STEP_M
 further per frame (vehicle frame: x forward, y left, z up, as AnoVox stores its scans). A frame
 is rendered as
 - the semantic scan: points sampled on every surface, each with its AnoVox label colour (road,
@@ -11,18 +11,19 @@ is rendered as
   scans differ in count, as two AnoVox sensors do), and an intensity (ground low, cars medium,
   sign plates and odd objects very bright);
 - a 32x32 image through a pinhole camera: sky, verge, road, cars as dark or muted boxes, signs
-  as red, yellow, blue or white squares on poles.
+  as red, yellow, blue or white squares on poles, bushes as green or brown blobs.
 
 35% of the scenarios are anomalous: an unusual object (a floating sphere, a ring or low debris
-on the road) stands ahead, its 20-30 points per frame labelled anomaly. In half of them both
-sensors see it: in the cloud as an odd-shaped cluster of high intensity (as bright as a sign's
-plate, so only the shape tells them apart), in the image as a magenta, lime or cyan blob (a hue
-no sign has). In a quarter the camera alone sees it (its points look like a car: a box of
-ordinary intensity) and in a quarter the LiDAR alone (hidden from the camera, as by glare or
-occlusion: no blob). So each modality alone misses a quarter of the anomalies. A few normal
-frames carry 1-3 stray anomaly labels on ground points (annotation noise, under the scene-label
-threshold); an anomaly has 20-30 points before dropout, so any `min_anomalous_points` from 4
-to 10 labels the demo the same.
+on the road) stands ahead, its 12-24 points per frame labelled anomaly. In 40% of them both
+sensors see it: in the cloud as an odd-shaped cluster of medium to high intensity (overlapping
+a car's and a sign plate's, so only shape and place tell), in the image as a blob in a colour
+signs and cars also have (only its round shape and its place, on the road and off the ground,
+tell it apart). In 30% the camera alone sees it (its points look like a car: a box of ordinary
+intensity) and in 30% the LiDAR alone (hidden from the camera, as by glare or occlusion: no
+blob). So each modality alone misses 30% of the anomalies, and bushes (round, at the roadside)
+are the normal look-alikes of both. A few normal frames carry 1-3 stray anomaly labels on
+ground points (annotation noise, under the scene-label threshold); an anomaly has 12-24 points
+before dropout, so any `min_anomalous_points` from 4 to 10 labels the demo the same.
 """
 
 from __future__ import annotations
@@ -45,13 +46,19 @@ SIGN_HEIGHT = 2.0  # bottom of a sign's plate
 EGO_STEP_M = 2.0  # ego travel between two frames
 RANGE_NOISE_M = 0.02  # LiDAR range noise (standard deviation, along the ray)
 LIDAR_DROPOUT = 0.05
+IMAGE_NOISE_STD = 16.0
+ANOMALY_POINTS = (8, 16)  # points of an anomaly per frame, before dropout (high exclusive)
+ANOMALY_SCALE = 0.7  # times the anomaly shapes' base sizes
+ANOMALY_INTENSITY = (0.35, 0.95)
 
 CAR_COLOURS = [(45, 45, 50), (150, 150, 155), (30, 40, 90), (90, 25, 30), (200, 200, 200)]
 SIGN_COLOURS = [(215, 35, 35), (240, 200, 30), (30, 70, 200), (240, 240, 240)]
-ANOMALY_COLOURS = [(235, 30, 215), (120, 250, 30), (30, 235, 235)]
+BUSH_COLOURS = [(60, 110, 40), (85, 130, 50), (110, 85, 50)]
+# Colours signs and cars also have: a blob's hue alone never tells it is an anomaly.
+ANOMALY_COLOURS = [(215, 35, 35), (240, 200, 30), (30, 70, 200), (200, 200, 200), (45, 45, 50)]
 ROAD_COLOUR = (95, 95, 100)
 # Which sensor sees the anomaly; the probabilities of the three cases.
-VISIBILITY = {"both": 0.5, "camera_only": 0.25, "lidar_only": 0.25}
+VISIBILITY = {"both": 0.4, "camera_only": 0.3, "lidar_only": 0.3}
 AGENT_SHARE = 0.2  # parked cars labelled as agents (class + 100): never anomalies
 
 # AnoVox label colours (anovox-label.yaml color_map ids; Definitions.py agent_car).
@@ -59,6 +66,7 @@ LABEL_ROAD = BENCHMARK_PALETTE[1]
 LABEL_POLE = BENCHMARK_PALETTE[6]
 LABEL_SIGN = BENCHMARK_PALETTE[8]
 LABEL_TERRAIN = BENCHMARK_PALETTE[10]
+LABEL_VEGETATION = BENCHMARK_PALETTE[9]
 LABEL_CAR = BENCHMARK_PALETTE[14]
 LABEL_AGENT_CAR = DEFINITIONS_OTHER_COLOURS[1]
 LABEL_ANOMALY = ANOMALY_COLOUR
@@ -83,6 +91,14 @@ class Sign:
 
 
 @dataclass(frozen=True)
+class Bush:
+    x: float
+    y: float
+    radius: float
+    colour: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
 class OddObject:
     x: float
     y: float
@@ -100,6 +116,7 @@ class ScenarioPlan:
 
     cars: list[Car] = field(default_factory=list)
     signs: list[Sign] = field(default_factory=list)
+    bushes: list[Bush] = field(default_factory=list)
     anomaly: OddObject | None = None
 
 
@@ -129,22 +146,28 @@ def plan_scenario(rng: np.random.Generator, anomalous: bool, frames: int) -> Sce
         x = rng.uniform(12.0, 24.0) + travel  # far enough that the roadside is in view
         y = rng.choice([-1, 1]) * rng.uniform(ROAD_HALF_WIDTH + 0.5, 0.35 * (x - travel))
         signs.append(Sign(x, y, SIGN_COLOURS[int(rng.integers(len(SIGN_COLOURS)))]))
+    bushes = []
+    for _ in range(int(rng.integers(0, 4))):
+        x = rng.uniform(14.0, 26.0) + travel  # far enough that the roadside is in view
+        y = rng.choice([-1, 1]) * rng.uniform(ROAD_HALF_WIDTH + 0.8, 0.35 * (x - travel))
+        bushes.append(Bush(x, y, float(rng.uniform(0.6, 1.0)),
+                           BUSH_COLOURS[int(rng.integers(len(BUSH_COLOURS)))]))
     anomaly = None
     if anomalous:
         visibility = str(rng.choice(list(VISIBILITY), p=list(VISIBILITY.values())))
-        x = rng.uniform(5.0, 16.0) + travel
+        x = rng.uniform(6.0, 22.0) + travel
         shape = str(rng.choice(["sphere", "debris", "ring"]))
         if shape == "sphere":
-            radius, centre_z = rng.uniform(0.6, 1.0), rng.uniform(1.2, 2.2)
+            radius, centre_z = ANOMALY_SCALE * rng.uniform(0.45, 0.8), rng.uniform(1.0, 2.0)
         elif shape == "debris":  # lost cargo: a low, wide scatter on the road
-            radius, centre_z = 1.0, 0.2
+            radius, centre_z = ANOMALY_SCALE * 0.8, 0.2
         else:
-            radius, centre_z = rng.uniform(0.7, 1.1), rng.uniform(1.0, 1.8)
+            radius, centre_z = ANOMALY_SCALE * rng.uniform(0.5, 0.9), rng.uniform(1.0, 1.6)
         anomaly = OddObject(x, rng.uniform(-0.25, 0.25) * (x - travel), shape, float(radius),
                             float(centre_z), visibility,
                             ANOMALY_COLOURS[int(rng.integers(len(ANOMALY_COLOURS)))],
-                            int(rng.integers(20, 31)))
-    return ScenarioPlan(cars, signs, anomaly)
+                            int(rng.integers(*ANOMALY_POINTS)))
+    return ScenarioPlan(cars, signs, bushes, anomaly)
 
 
 def project(x: float, y: float, z: float) -> tuple[float, float]:
@@ -191,7 +214,16 @@ def odd_object_points(rng, odd: OddObject, x: float) -> np.ndarray:
             [rng.normal(0, 0.05, count), odd.radius * np.cos(angle), odd.radius * np.sin(angle)], axis=1
         )
     xyz = np.array([x, odd.y, odd.centre_z]) + offsets
-    return np.concatenate([xyz, rng.uniform(0.6, 1.0, (count, 1))], axis=1)
+    return np.concatenate([xyz, rng.uniform(*ANOMALY_INTENSITY, (count, 1))], axis=1)
+
+
+def bush_points(rng, bush: Bush, x: float) -> np.ndarray:
+    """A bush at distance x: a round, ground-standing cluster, dim to the LiDAR."""
+    count = int(rng.integers(15, 30))
+    direction = rng.normal(size=(count, 3))
+    offsets = bush.radius * direction / np.linalg.norm(direction, axis=1, keepdims=True)
+    xyz = np.array([x, bush.y, bush.radius]) + offsets * np.array([1.0, 1.0, 0.9])
+    return np.concatenate([xyz, rng.uniform(0.15, 0.45, (count, 1))], axis=1)
 
 
 def sign_points(rng, centre_x, centre_y) -> tuple[np.ndarray, np.ndarray]:
@@ -285,6 +317,14 @@ def render_frame(plan: ScenarioPlan, frame: int, rng: np.random.Generator) -> Re
         clouds.append(points)
         label_parts.append(labels)
         drawings.append((x, lambda x=x, s=sign: draw_sign(draw, x, s.y, s.colour)))
+    for bush in plan.bushes:
+        x = bush.x - travel
+        points = bush_points(rng, bush, x)
+        clouds.append(points)
+        label_parts.append(np.array([LABEL_VEGETATION] * len(points)))
+        drawings.append(
+            (x, lambda x=x, b=bush: draw_blob(draw, rng, x, b.y, b.radius, b.radius, b.colour))
+        )
 
     odd = plan.anomaly
     if odd is not None:
@@ -306,7 +346,7 @@ def render_frame(plan: ScenarioPlan, frame: int, rng: np.random.Generator) -> Re
     for _, draw_call in sorted(drawings, key=lambda item: -item[0]):
         draw_call()
     image = canvas.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX)
-    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 10.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, IMAGE_NOISE_STD, (IMAGE_SIDE, IMAGE_SIDE, 3))
 
     surface = np.concatenate(clouds)
     colours = np.concatenate(label_parts).astype(np.uint8)

@@ -30,6 +30,7 @@ from tasks.common.epoch_shuffle import EpochShuffleSampler
 from tasks.common.figures import roc_pr_curves
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
+from tasks.common.local_weights import with_resolved_weights
 
 EVAL_BATCH_SIZE = 128
 DECISION_THRESHOLD = 0.5  # on the predicted probability, for accuracy
@@ -41,6 +42,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/loss": (0.0, INF),
     **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
     "*/chance/*": (0.0, 1.0),
+    "*/samples": (1.0, INF),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/auroc": (0.0, 1.0),
 }
@@ -157,7 +159,9 @@ class AnomalyTask:
 
     def build(self, config: AnomalyConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Load train and val, build the seeded detector on `device` with the training points'
-        input statistics, and the seeded training batches."""
+        input statistics, and the seeded training batches. A relative `image_weights` path is
+        read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("image_weights",))
         data_dir = Path(data_dir)
         # No separate check_data pass: loading raises the same one-line DataErrors.
         train = self._load(config, data_dir, "train")
@@ -187,10 +191,14 @@ class AnomalyTask:
         return {"loss": scene_loss(config, output.logits, labels, setup.extras["pos_weight"])}
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """AUROC, AUPRC, FPR95, accuracy with majority_rate, and chance levels on a split."""
+        """AUROC, AUPRC, FPR95, accuracy with majority_rate, chance levels and `samples` (scenes)
+        on a split."""
         scenes = self._split(setup, split)
         output = predict_split(setup.model, scenes, setup.device)
-        return detection_metrics(torch.sigmoid(output.logits), scenes.scene_labels)
+        return {
+            **detection_metrics(torch.sigmoid(output.logits), scenes.scene_labels),
+            "samples": float(len(scenes.scene_labels)),
+        }
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
         """Per-modality embedding statistics and the val AUROC with each modality shuffled
@@ -216,7 +224,8 @@ class AnomalyTask:
 
     def _load(self, config: AnomalyConfig, data_dir: Path, split: str) -> data.AnomalySplit:
         return data.load_split(
-            data_dir, split, config.image_size, config.num_points, config.min_anomalous_points
+            data_dir, split, config.image_size, config.num_points, config.min_anomalous_points,
+            config.max_samples_per_split,
         )
 
     def _split(self, setup: TrialSetup, split: str) -> data.AnomalySplit:

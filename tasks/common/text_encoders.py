@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from torch import nn
 from transformers import AutoModel, BertConfig, BertModel
+from transformers.utils import logging as hf_logging
 
 Pooling = Literal["cls", "mean", "max", "mean_max"]
 
@@ -65,7 +66,18 @@ def load_local_text_model(directory: str | Path) -> nn.Module:
         raise ValueError(
             f"text_encoder directory {directory} does not exist; give a local model directory or leave it unset"
         )
-    model = AutoModel.from_pretrained(str(directory), local_files_only=True)
+    # Quiet: a checkpoint saved with its pretraining head (bert-base-uncased, the demo's MLM BERT)
+    # makes transformers print a progress bar and a table of head keys AutoModel leaves out, on
+    # every load (in the sweep driver's preflight too, where a user reads one-line messages).
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(str(directory), local_files_only=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # unused: we pool token states ourselves
     return model

@@ -7,7 +7,8 @@ own parameter group at `learning_rate * unfreeze_lr_scale` while the attribute e
 fusion gate and the classifier train at `learning_rate` (orchestrator/unfreezing.param_groups);
 the `unfreeze_stages` family can additionally freeze them for the first epochs. A small CNN from
 random init is not handed over (freezing random weights only hides the image), so it trains at
-the base rate and `unfreeze_*` has no effect on it.
+the base rate and `unfreeze_*` has no effect on it; the demo's space loads the demo data's
+pretrained small CNN (pretrained/image_encoder.pt), so there they act.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class CubAttributesConfig(TrainingConfig):
     image_weights: Optional[str] = Field(
         None,
         description="local torchvision state_dict file for the backbone (e.g. ResNet50 ImageNet "
-        "weights); random init if unset. Setting it makes `unfreeze_lr_scale` the backbone's "
-        "learning-rate scale",
+        "weights); random init if unset. A relative path is read from the data directory (the "
+        "demo data carries pretrained/image_encoder.pt). Setting it makes `unfreeze_lr_scale` "
+        "the backbone's learning-rate scale",
     )
     image_size: int = Field(
         32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet50)"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tasks.common.demo_encoders import place_image_encoder
 from tasks.cub_attributes.data import (
     ATTRIBUTE_LABELS_FILE,
     CLASSES_FILE,
@@ -34,8 +35,8 @@ from tasks.cub_attributes.layout import DATASET_FOLDER, NAMES_FILE
 
 IMAGE_SIDE = 32
 SUPERSAMPLING = 4  # drawn at 128 px and downsampled, so thin parts (bills) survive as blends
-IMAGES_PER_CLASS = 24
-TRAINING_IMAGES_PER_CLASS = 16  # the rest is the official test split
+IMAGES_PER_CLASS = 30
+TRAINING_IMAGES_PER_CLASS = 20  # the rest is the official test split; val is 5 of these 20
 NOT_VISIBLE_PROBABILITY = 0.2
 # certainty id -> (probability of being annotated with it, probability the annotation is wrong)
 CERTAINTY_NOISE = {2: (0.2, 0.35), 3: (0.3, 0.15), 4: (0.5, 0.05)}
@@ -176,8 +177,10 @@ def annotate(true_attributes: set[str], rng: random.Random) -> list[tuple[int, i
     return annotations
 
 
-def make_demo_data(tarball_root: Path, seed: int = 0) -> None:
-    """Write 20 classes x 24 images (16 train, 8 test) as the CUB tarball unpacks under tarball_root.
+def make_demo_data(tarball_root: Path, seed: int = 0, encoders: bool = True) -> None:
+    """Write 20 classes x 30 images (20 train, 10 test) as the CUB tarball unpacks under
+    tarball_root, and (unless `encoders` is False) the pretrained image encoder under
+    tarball_root/pretrained/.
 
     Files: attributes.txt, and in CUB_200_2011/: images.txt, train_test_split.txt,
     image_class_labels.txt, classes.txt, attributes/image_attribute_labels.txt,
@@ -219,3 +222,5 @@ def make_demo_data(tarball_root: Path, seed: int = 0) -> None:
     }
     for name, lines in files.items():
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if encoders:  # the pretrained image encoder the search space names (demo_encoders.py)
+        place_image_encoder(Path(tarball_root))

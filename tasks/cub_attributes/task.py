@@ -25,6 +25,7 @@ from tasks.common.figures import confused_class_pairs
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.multiclass_metrics import multiclass_metrics, top_k_accuracy
+from tasks.common.local_weights import with_resolved_weights
 from tasks.cub_attributes import data, demo
 from tasks.cub_attributes.model_inputs import attribute_vectors, load_images
 from tasks.cub_attributes.config import CubAttributesConfig
@@ -42,6 +43,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
         for name in ("accuracy", "top5_accuracy", "majority_rate")
     },
     "*/chance/*": (0.0, 1.0),
+    "*/samples": (1.0, INF),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*/attention_weight": (0.0, 1.0),
     "probe/*_shuffled/accuracy": (0.0, 1.0),
@@ -68,8 +70,10 @@ class SplitOutputs:
 
 
 def load_split(annotations: data.CubAnnotations, split: str, config: CubAttributesConfig) -> SplitTensors:
-    """Decode a split's images and encode its attributes (see splits.py for the split)."""
+    """Decode a split's images and encode its attributes (see splits.py for the split); only the
+    split's first `config.max_samples_per_split` images when that is set."""
     rows = annotations.split_rows(split, config.val_fraction, config.val_split_seed)
+    rows = rows[: config.max_samples_per_split]
     return SplitTensors(
         images=load_images(annotations.images_dir, annotations.paths, rows, config.image_size),
         attributes=attribute_vectors(
@@ -169,6 +173,9 @@ class CubAttributesTask:
     mode = "max"
     config_model = CubAttributesConfig
     value_bounds = VALUE_BOUNDS
+    # Published CUB-200-2011 accuracies stay below ~0.92 (fine-grained image models; concept
+    # models on the ground-truth attributes ~0.80); above 0.95 the labels reached the inputs.
+    plausible_max = {"val/accuracy": 0.95}
 
     def make_demo_data(self, root: Path, seed: int = 0) -> None:
         """Write the procedural birds dataset as CUB_200_2011.tgz unpacks (see demo.py)."""
@@ -182,7 +189,8 @@ class CubAttributesTask:
 
     def build(self, config: CubAttributesConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Read the annotations (attribute labels from their cache), load train and val, build
-        the seeded model on `device`."""
+        the seeded model on `device`. A relative `image_weights` path is read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("image_weights",))
         annotations = data.read_annotations(Path(data_dir))
         train = load_split(annotations, "train", config)
         torch.manual_seed(config.seed)
@@ -224,14 +232,16 @@ class CubAttributesTask:
         return classification_loss(output.logits, labels, config.label_smoothing)
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """Accuracy, top-5 accuracy, majority-class rate and chance levels on "val" or "test"."""
+        """Accuracy, top-5 accuracy, majority-class rate, chance levels and `samples` (images)
+        on "val" or "test"."""
         tensors = self._split(setup, split)
         outputs = predict_split(setup.model, tensors, setup.device)
         if split == "val":
             setup.extras["val_outputs"] = (setup.extras["training_steps"], outputs)
-        return multiclass_metrics(
+        metrics = multiclass_metrics(
             outputs.logits, tensors.labels, setup.extras["annotations"].num_classes
         )
+        return {**metrics, "samples": float(len(tensors.labels))}
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
         """Per-modality embedding statistics and mean attention weight, and the val accuracy

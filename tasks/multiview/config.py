@@ -22,7 +22,9 @@ class MultiviewConfig(ContrastiveConfig):
     backbone_weights: Optional[str] = Field(
         None,
         description="local state_dict file for the backbone (torchvision layout for ResNets); "
-        "random init if unset. Only a backbone with weights is handed to the unfreezing schedule",
+        "random init if unset. Only a backbone with weights is handed to the unfreezing schedule. "
+        "A relative path is read from the data directory (the demo data carries "
+        "pretrained/image_encoder.pt)",
     )
     image_size: int = Field(
         32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet)"

@@ -2,13 +2,14 @@
 
 Layout (tasks/multiview/layouts/mvcnn.py): `<class>/<train|test>/<class>_<NNNN>.obj.shaded_v<VVV>.png`,
 so the default demo runs the real reader, split and pair generation. A class is a body shape (5
-kinds) in a body colour (8 hues, jittered), e.g. `hexagon_teal`; its 14 objects carry a marking
-pattern (7 kinds: stripes, dots, checks, a ring, a cross, ...) in a dark or a light ink, so a
-classmate is a hard negative that only the marking tells apart. Each object is drawn four times
+kinds) in a body colour (8 hues, jittered), e.g. `hexagon_teal`; its 32 objects carry a marking
+pattern (8 kinds: stripes, dots, checks, a ring, a cross, ...) in a dark or a light ink, drawn
+coarse or fine, so a classmate is a hard negative that only the marking tells apart (and one
+that differs only in how fine its marking is drawn is hard to tell at 32x32, at an angle). Each object is drawn four times
 at 32x32: v001 from the front (small jitter), v002..v004 at an angle (horizontal squash with
-perspective, shear, rotation, a change of lighting). As in ModelNet40, objects are numbered per
-class and the first ones are train, the last ones test: 11 and 3 per class, 132 and 36 objects;
-the task carves val out of train by object (24 objects), leaving 108 to train.
+perspective, shear, rotation, a change of lighting, and in half of them a grey bar in front). As in ModelNet40, objects are numbered per
+class and the first ones are train, the last ones test: 26 and 6 per class, 520 and 120 objects;
+the task carves val out of train by object (104 objects), leaving 416 to train.
 """
 
 from __future__ import annotations
@@ -21,15 +22,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tasks.common.demo_encoders import place_image_encoder
+
 IMAGE_SIDE = 32
 CANVAS = 64  # drawn at twice the size, then downsampled: smooth edges at 32x32
-CLASSES = 12
-TRAIN_OBJECTS_PER_CLASS = 11  # of 14 (7 patterns x 2 inks); the other 3 are test
+CLASSES = 20
+TRAIN_OBJECTS_PER_CLASS = 26  # of 32 (8 patterns x 2 inks x 2 scales); the other 6 are test
 VIEWS = 4  # v001 front, the others angled
 BACKGROUND = (222, 222, 218)
 
 SHAPES = ("circle", "square", "triangle", "hexagon", "diamond")
-PATTERNS = ("horizontal_stripes", "vertical_stripes", "diagonal_stripes", "dots", "checks", "ring", "cross")
+PATTERNS = ("horizontal_stripes", "vertical_stripes", "diagonal_stripes", "dots", "checks", "ring",
+            "cross", "half")
+SCALES = {"coarse": 1.0, "fine": 0.6}  # marking size factor
 BODY_COLOURS = {
     "red": (205, 50, 45),
     "green": (45, 150, 65),
@@ -40,12 +45,15 @@ BODY_COLOURS = {
     "teal": (40, 170, 175),
     "pink": (200, 70, 140),
 }
-LIGHT_INK_MIX = 0.6  # light ink: the body colour moved this far towards white
+LIGHT_INK_MIX = 0.4  # light ink: the body colour moved this far towards white
+DARK_INK_SHADE = (0.5, 0.65)  # dark ink: the body colour times a factor in this range
+NOISE_STD = 8.0  # pixel noise of every render
+OCCLUDED_SHARE = 0.5  # angled views with a grey bar (a pole, a table edge) across the object
 
 
 @dataclass(frozen=True)
 class DemoObject:
-    """What makes an object: its class (body shape and colour), its ink and marking pattern."""
+    """What makes an object: its class (body shape and colour), its ink, marking pattern and scale."""
 
     class_name: str
     number: int  # 1-based within the class, as in ModelNet40's <class>_<NNNN>
@@ -54,6 +62,7 @@ class DemoObject:
     body: tuple[int, int, int]
     ink: tuple[int, int, int]
     pattern: str
+    scale: float
 
 
 def shape_polygon(shape: str, centre: float, radius: float) -> list[tuple[float, float]]:
@@ -70,9 +79,11 @@ def shape_polygon(shape: str, centre: float, radius: float) -> list[tuple[float,
     ]
 
 
-def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...]) -> None:
-    """The marking over the whole canvas; the body's mask later clips it to the object."""
-    period, width = 14, 6
+def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...], scale: float = 1.0) -> None:
+    """The marking over the whole canvas, its features `scale` times the coarse size; the body's
+    mask later clips it to the object."""
+    period, width = round(14 * scale), max(2, round(6 * scale))
+    middle = CANVAS / 2
     if pattern == "horizontal_stripes":
         for y in range(0, CANVAS, period):
             draw.rectangle([0, y, CANVAS, y + width - 1], fill=ink)
@@ -83,22 +94,26 @@ def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...]) 
         for offset in range(-CANVAS, CANVAS, period + 4):
             draw.line([(offset, CANVAS), (offset + CANVAS, 0)], fill=ink, width=width)
     elif pattern == "dots":
-        for y in range(6, CANVAS, 15):
-            for x in range(6, CANVAS, 15):
-                draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=ink)
+        step, radius = round(15 * scale), 4 * scale
+        for y in range(6, CANVAS, step):
+            for x in range(6, CANVAS, step):
+                draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=ink)
     elif pattern == "checks":
-        cell = 11
+        cell = round(11 * scale)
         for y in range(0, CANVAS, cell):
             for x in range(0, CANVAS, cell):
                 if (x // cell + y // cell) % 2 == 0:
                     draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=ink)
     elif pattern == "ring":
-        middle = CANVAS / 2
-        draw.ellipse([middle - 14, middle - 14, middle + 14, middle + 14], outline=ink, width=7)
+        radius = 14 * scale
+        draw.ellipse([middle - radius, middle - radius, middle + radius, middle + radius],
+                     outline=ink, width=round(7 * scale))
     elif pattern == "cross":
-        middle = CANVAS / 2
-        draw.rectangle([middle - 4, 0, middle + 4, CANVAS], fill=ink)
-        draw.rectangle([0, middle - 4, CANVAS, middle + 4], fill=ink)
+        arm = 4 * scale
+        draw.rectangle([middle - arm, 0, middle + arm, CANVAS], fill=ink)
+        draw.rectangle([0, middle - arm, CANVAS, middle + arm], fill=ink)
+    elif pattern == "half":  # the lower part painted, up to a line that sits lower when fine
+        draw.rectangle([0, middle + (1 - scale) * 20, CANVAS, CANVAS], fill=ink)
     else:
         raise ValueError(f"unknown pattern {pattern!r}")
 
@@ -108,7 +123,7 @@ def draw_object(item: DemoObject) -> Image.Image:
     mask = Image.new("L", (CANVAS, CANVAS), 0)
     ImageDraw.Draw(mask).polygon(shape_polygon(item.shape, CANVAS / 2, 22), fill=255)
     painted = Image.new("RGBA", (CANVAS, CANVAS), (*item.body, 255))
-    draw_pattern(ImageDraw.Draw(painted), item.pattern, (*item.ink, 255))
+    draw_pattern(ImageDraw.Draw(painted), item.pattern, (*item.ink, 255), item.scale)
     layer = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
     layer.paste(painted, (0, 0), mask)
     return layer
@@ -151,8 +166,10 @@ def render_view(
     quad: list[tuple[float, float]],
     lighting: tuple[float, float],
     noise: np.ndarray,
+    occluder: tuple[float, float, float, float] | None = None,
 ) -> Image.Image:
-    """Place the object layer at `quad` on the background, relight, add noise, downsample."""
+    """Place the object layer at `quad` on the background, put the occluder (a box on the
+    canvas) in front, relight, add noise, downsample."""
     source = [(0, 0), (CANVAS, 0), (CANVAS, CANVAS), (0, CANVAS)]
     warped = layer.transform(
         (CANVAS, CANVAS),
@@ -163,6 +180,8 @@ def render_view(
     )
     canvas = Image.new("RGBA", (CANVAS, CANVAS), (*BACKGROUND, 255))
     canvas.alpha_composite(warped)
+    if occluder is not None:
+        ImageDraw.Draw(canvas).rectangle(occluder, fill=(150, 150, 145, 255))
     small = canvas.convert("RGB").resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX)
     pixels = np.asarray(small, dtype=np.float64)
     brightness, gradient = lighting
@@ -185,14 +204,19 @@ def front_view(layer: Image.Image, rng: random.Random, noise: np.ndarray) -> Ima
 def angled_view(layer: Image.Image, rng: random.Random, noise: np.ndarray) -> Image.Image:
     side = rng.choice((-1, 1))  # turned to the left or to the right
     quad = view_quad(
-        squash=rng.uniform(0.6, 0.8),
-        near_side=1.0 + side * rng.uniform(0.08, 0.18),
-        shear=rng.uniform(-0.2, 0.2),
-        angle=math.radians(rng.uniform(-15, 15)),
-        shift=(rng.uniform(-3, 3), rng.uniform(-3, 3)),
+        squash=rng.uniform(0.5, 0.75),
+        near_side=1.0 + side * rng.uniform(0.08, 0.2),
+        shear=rng.uniform(-0.25, 0.25),
+        angle=math.radians(rng.uniform(-25, 25)),
+        shift=(rng.uniform(-4, 4), rng.uniform(-4, 4)),
     )
-    lighting = (rng.uniform(0.85, 1.15), side * rng.uniform(0.03, 0.12))
-    return render_view(layer, quad, lighting, noise)
+    lighting = (rng.uniform(0.75, 1.25), side * rng.uniform(0.05, 0.2))
+    occluder = None
+    if rng.random() < OCCLUDED_SHARE:  # a vertical or horizontal bar, 8-14 px of the 64 px canvas
+        start, width = rng.uniform(16, 40), rng.uniform(8, 14)
+        occluder = ((start, 0, start + width, CANVAS) if rng.random() < 0.5
+                    else (0, start, CANVAS, start + width))
+    return render_view(layer, quad, lighting, noise, occluder)
 
 
 def jittered(colour: tuple[int, int, int], rng: random.Random, spread: int) -> tuple[int, int, int]:
@@ -200,18 +224,19 @@ def jittered(colour: tuple[int, int, int], rng: random.Random, spread: int) -> t
 
 
 def make_objects(rng: random.Random) -> list[DemoObject]:
-    """Every object: CLASSES classes of distinct (shape, colour), 7 patterns x 2 inks each."""
+    """Every object: CLASSES classes of distinct (shape, colour), 8 patterns x 2 inks x 2 scales each."""
     combinations = [(shape, colour) for shape in SHAPES for colour in BODY_COLOURS]
     objects = []
     for shape, colour in rng.sample(combinations, CLASSES):
         body = jittered(BODY_COLOURS[colour], rng, 20)
-        dark = tuple(int(channel * rng.uniform(0.25, 0.45)) for channel in body)
+        dark = tuple(int(channel * rng.uniform(*DARK_INK_SHADE)) for channel in body)
         light = tuple(int(channel + (255 - channel) * LIGHT_INK_MIX) for channel in body)
-        markings = [(pattern, ink) for pattern in PATTERNS for ink in (dark, light)]
+        markings = [(pattern, ink, scale) for pattern in PATTERNS for ink in (dark, light)
+                    for scale in SCALES.values()]
         rng.shuffle(markings)
-        for number, (pattern, ink) in enumerate(markings, start=1):
+        for number, (pattern, ink, scale) in enumerate(markings, start=1):
             split = "train" if number <= TRAIN_OBJECTS_PER_CLASS else "test"
-            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, ink, pattern))
+            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, ink, pattern, scale))
     return objects
 
 
@@ -220,7 +245,7 @@ def image_name(item: DemoObject, view: int) -> str:
     return f"{item.class_name}/{item.split}/{item.class_name}_{item.number:04d}.obj.shaded_v{view:03d}.png"
 
 
-def make_demo_data(root: Path, seed: int = 0) -> None:
+def make_demo_data(root: Path, seed: int = 0, encoders: bool = True) -> None:
     """Write the render tree under root (created if missing); deterministic in seed."""
     root = Path(root)
     rng = random.Random(seed)
@@ -230,5 +255,7 @@ def make_demo_data(root: Path, seed: int = 0) -> None:
         layer = draw_object(item)
         for view in range(1, VIEWS + 1):
             render = front_view if view == 1 else angled_view
-            noise = noise_rng.normal(0.0, 4.0, (IMAGE_SIDE, IMAGE_SIDE, 3))
+            noise = noise_rng.normal(0.0, NOISE_STD, (IMAGE_SIDE, IMAGE_SIDE, 3))
             render(layer, rng, noise).save(root / image_name(item, view))
+    if encoders:  # the pretrained image encoder the search space names (demo_encoders.py)
+        place_image_encoder(root)

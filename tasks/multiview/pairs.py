@@ -156,3 +156,16 @@ def same_class_share(pairs: list[ViewPair]) -> float:
     if not negatives:
         return math.nan
     return sum(pair.class_a == pair.class_b for pair in negatives) / len(negatives)
+
+
+def first_pairs(pairs: list[ViewPair], limit: int | None) -> list[ViewPair]:
+    """The split's first `limit` pairs in split order (all when limit is None), taken from the
+    positives and the negatives alike (half each, as far as each has them), so a cut val or test
+    split still has both labels; the pairs keep their relative order."""
+    if limit is None or len(pairs) <= limit:
+        return list(pairs)
+    positives = [pair for pair in pairs if pair.label == 1]
+    negatives = [pair for pair in pairs if pair.label != 1]
+    keep_negatives = min(len(negatives), max(limit // 2, limit - len(positives)))
+    kept = {id(pair) for pair in positives[: limit - keep_negatives] + negatives[:keep_negatives]}
+    return [pair for pair in pairs if id(pair) in kept]

@@ -25,11 +25,13 @@ from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
 from tasks.common.retrieval_metrics import retrieval_metrics
+from tasks.common.local_weights import with_resolved_weights
 from tasks.multiview import data, demo
 from tasks.multiview.config import MultiviewConfig
 from tasks.multiview.loading import ViewPairSplit, load_split
 from tasks.multiview.loss import multiview_loss
 from tasks.multiview.model import ViewEncoder, build_view_encoder
+from tasks.multiview.pairs import first_pairs
 from tasks.multiview.sampling import PositivePairs, training_batches
 
 EVAL_BATCH_SIZE = 256
@@ -46,6 +48,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     **{f"{split}/{name}": (0.0, 1.0) for split in ("val", "test") for name in _FRACTION_METRICS},
     **{f"{split}/{name}": (-1.0, 1.0) for split in ("val", "test") for name in _COSINE_METRICS},
     "*/chance/*": (0.0, 1.0),
+    "*/samples": (1.0, INF),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/r1": (0.0, 1.0),
     **PAIR_SIMILARITY_BOUNDS,
@@ -108,10 +111,14 @@ class MultiviewTask:
     def build(self, config: MultiviewConfig, data_dir: Path, device: Any) -> TrialSetup:
         """Split and pair the data as `config` says, load train and val, build the seeded
         shared encoder on `device`. DataError on a problem in the data; an image or object in
-        two splits is refused before any trial (orchestrate sweep, unless --allow-data-leak)."""
+        two splits is refused before any trial (orchestrate sweep, unless --allow-data-leak).
+        A relative `backbone_weights` path is read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("backbone_weights",))
         plan = data.plan_dataset(Path(data_dir), config, read_headers=False)
         plan.report.raise_if_unusable(allow_leaks=True)
-        positives = [pair for pair in plan.pairs["train"] if pair.label == 1]
+        positives = first_pairs(
+            [pair for pair in plan.pairs["train"] if pair.label == 1], config.max_samples_per_split
+        )
         train = load_split(plan.root, positives, config.image_size)
         pairs = PositivePairs(train.images, train.view_a, train.view_b)
         torch.manual_seed(config.seed)
@@ -165,7 +172,8 @@ class MultiviewTask:
         )
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """Pair verification (AUROC; accuracy at the val-chosen threshold), R@1, chance levels.
+        """Pair verification (AUROC; accuracy at the val-chosen threshold), R@1, chance levels
+        and `samples` (pairs).
 
         Evaluating "val" chooses the accuracy-maximising threshold and stores it in
         setup.extras["val_threshold"]; any other split is thresholded with the last val
@@ -189,6 +197,7 @@ class MultiviewTask:
             ),
             "chance/auroc": CHANCE_AUROC,
             "chance/r1": 1.0 / len(targets),
+            "samples": float(len(view_split.pair_labels)),
         }
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
@@ -223,9 +232,8 @@ class MultiviewTask:
         cache = setup.extras["splits"]
         if split not in cache:
             config: MultiviewConfig = setup.extras["config"]
-            cache[split] = load_split(
-                setup.extras["root"], setup.extras["pairs"][split], config.image_size
-            )
+            pairs = first_pairs(setup.extras["pairs"][split], config.max_samples_per_split)
+            cache[split] = load_split(setup.extras["root"], pairs, config.image_size)
         return cache[split]
 
     def _embeddings(self, setup: TrialSetup, split: str, refresh: bool = False) -> torch.Tensor:

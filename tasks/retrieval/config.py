@@ -19,7 +19,9 @@ class RetrievalConfig(ContrastiveConfig):
     )
     image_weights: Optional[str] = Field(
         None,
-        description="local torchvision state_dict file for the image backbone; random init if unset",
+        description="local state_dict file for the image backbone (torchvision layout for ResNets); "
+        "random init if unset. A relative path is read from the data directory (the demo data "
+        "carries pretrained/image_encoder.pt)",
     )
     image_size: int = Field(
         32, ge=16, description="square input side in pixels (32 demo, 224 typical for ResNet)"
@@ -28,7 +30,9 @@ class RetrievalConfig(ContrastiveConfig):
     text_encoder: Optional[str] = Field(
         None,
         description="local directory with a BERT-family model + tokenizer; if unset, a small BERT "
-        "is built from scratch with a WordPiece tokeniser trained on the training captions",
+        "is built from scratch with a WordPiece tokeniser trained on the training captions. A "
+        "relative path is read from the data directory (the demo data carries "
+        "pretrained/text_encoder)",
     )
     text_hidden_size: int = Field(64, ge=8, description="hidden size of the from-scratch BERT")
     text_layers: int = Field(2, ge=1, description="transformer layers of the from-scratch BERT")

@@ -228,12 +228,15 @@ def read_index(data_dir: Path) -> FlickrIndex:
     return index
 
 
-def load_split(index: FlickrIndex, split: str, image_size: int) -> RetrievalSplit:
-    """Decode a split's images once into uint8 tensors and gather its captions image-major.
+def load_split(
+    index: FlickrIndex, split: str, image_size: int, max_images: int | None = None
+) -> RetrievalSplit:
+    """Decode a split's images once into uint8 tensors and gather its captions image-major;
+    only the split's first `max_images` images (in split order) when it is given.
 
     Raises DataError naming a file that fails to decode.
     """
-    names = index.split_images[split]
+    names = index.split_images[split][:max_images]
     images = torch.empty((len(names), 3, image_size, image_size), dtype=torch.uint8)
     for position, name in enumerate(names):
         path = index.images_dir / name

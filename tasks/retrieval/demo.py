@@ -8,6 +8,11 @@ Each image gets 5 different captions, each from a different template with its ow
 ("a large red circle on the left", "left side: big red disc", ...), all describing it correctly.
 Captions are the only supervision, so a model must read shape, colour, size and position from
 the pixels to match them; 300 attribute combinations keep most images distinguishable.
+
+Beside the data, `pretrained/` holds the demo's pretrained encoders (tasks/common/demo_encoders.py):
+the small CNN pretrained on drawn scenes that are not these images, and a small BERT pretrained
+with masked-language modelling on `pretraining_captions()`, captions from the same grammar
+but from a random stream of their own, describing none of these images.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tasks.common.demo_encoders import place_image_encoder, place_text_encoder
 from tasks.retrieval.caption_files import KAGGLE_CAPTIONS_FILE
 
 IMAGES_DIR = "Images"
 IMAGE_SIDE = 48
 NUM_IMAGES = 800
 CAPTIONS_PER_IMAGE = 5
+PRETRAINING_DESCRIPTIONS = 4000  # lines of the text encoder's pretraining corpus
 
 COLOURS = {
     "red": (215, 40, 40),
@@ -153,18 +160,38 @@ def describe(shape: str, colour: str, size: str, position: str, rng: random.Rand
     return captions
 
 
-def make_demo_data(root: Path, seed: int = 0) -> None:
-    """Write Images/ and captions.txt (Kaggle csv, header `image,caption`) under root.
+def pretraining_captions(descriptions: int = PRETRAINING_DESCRIPTIONS) -> list[str]:
+    """The text encoder's pretraining corpus: one line per randomly drawn (shape, colour, size,
+    position), two of its captions joined ("... . ..."), from a random stream no demo image uses.
 
-    800 images with 5 captions each; the reader's generated split makes 600 train, 100 val and
-    100 test of them. The same seed writes the same bytes.
+    Two captions of one thing per line, as text mentions one thing several times: a masked word
+    is then told by the other caption, so masked-language modelling must keep each word's
+    identity (with independent words alone it learns that any colour fits a colour's place, and
+    "red" and "blue" end up with the same embedding).
+    """
+    rng = random.Random("retrieval text-encoder pretraining corpus")
+    lines = []
+    for _ in range(descriptions):
+        shape, colour = rng.choice(list(SHAPE_WORDS)), rng.choice(list(COLOURS))
+        size, position = rng.choice(list(SIZE_RADIUS)), rng.choice(list(POSITION_CENTRES))
+        first, second = describe(shape, colour, size, position, rng)[:2]
+        lines.append(f"{first} . {second}")
+    return lines
+
+
+def make_demo_data(root: Path, seed: int = 0, encoders: bool = True, images: int = NUM_IMAGES) -> None:
+    """Write Images/ and captions.txt (Kaggle csv, header `image,caption`) under root, and
+    (unless `encoders` is False) the pretrained encoders under root/pretrained/.
+
+    `images` images (800; tests write fewer) with 5 captions each; the reader's generated split
+    makes 600 train, 100 val and 100 test of 800. The same seed writes the same bytes.
     """
     root = Path(root)
     (root / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     rows: list[tuple[str, str]] = []
-    for index in range(NUM_IMAGES):
+    for index in range(images):
         shape, colour = rng.choice(list(SHAPE_WORDS)), rng.choice(list(COLOURS))
         size, position = rng.choice(list(SIZE_RADIUS)), rng.choice(list(POSITION_CENTRES))
         name = f"shape_{index:05d}.png"
@@ -174,3 +201,6 @@ def make_demo_data(root: Path, seed: int = 0) -> None:
         writer = csv.writer(file)
         writer.writerow(["image", "caption"])
         writer.writerows(rows)
+    if encoders:
+        place_image_encoder(root)
+        place_text_encoder(root, pretraining_captions())

@@ -31,6 +31,7 @@ from tasks.common.retrieval_metrics import (
 )
 from tasks.common.retrieval_figures import retrieval_figures
 from tasks.common.text_tokenizer import tokenize_captions
+from tasks.common.local_weights import with_resolved_weights
 from tasks.retrieval import data, demo
 from tasks.retrieval.config import RetrievalConfig
 from tasks.retrieval.model import DualEncoder, build_dual_encoder
@@ -45,6 +46,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "train/hard_negative_hinge": (0.0, INF),
     **RETRIEVAL_METRIC_BOUNDS,
     "*/chance/*": (0.0, 1.0),
+    "*/samples": (1.0, INF),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/mean_r1": (0.0, 1.0),
     **PAIR_SIMILARITY_BOUNDS,
@@ -131,9 +133,14 @@ class RetrievalTask:
         return data.check_data(Path(data_dir))
 
     def build(self, config: RetrievalConfig, data_dir: Path, device: Any) -> TrialSetup:
-        """Load train and val, train/load the tokeniser, build the seeded model on `device`."""
+        """Load train and val, train/load the tokeniser, build the seeded model on `device`.
+
+        Relative `image_weights` / `text_encoder` paths are read from `data_dir`."""
+        config = with_resolved_weights(config, Path(data_dir), ("image_weights", "text_encoder"))
         index = data.read_index(Path(data_dir))
-        train_split = data.load_split(index, "train", config.image_size)
+        train_split = data.load_split(
+            index, "train", config.image_size, config.max_samples_per_split
+        )
         torch.manual_seed(config.seed)
         model, tokenizer = build_dual_encoder(config, train_split.captions)
         model.to(device)
@@ -194,7 +201,8 @@ class RetrievalTask:
         )
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """R@1/5/10 both ways, mean_r1, rsum, MRR and chance levels on "val" or "test"."""
+        """R@1/5/10 both ways, mean_r1, rsum, MRR, chance levels and `samples` (images) on "val" or
+        "test"."""
         tokenised = self._split(setup, split)
         image_embeddings, text_embeddings = encode_split(setup.model, tokenised, setup.device)
         if split == "val":
@@ -206,7 +214,11 @@ class RetrievalTask:
         metrics = retrieval_metrics(
             image_embeddings @ text_embeddings.T, tokenised.caption_image_index
         )
-        return {**metrics, **chance_metrics(tokenised.num_images)}
+        return {
+            **metrics,
+            **chance_metrics(tokenised.num_images),
+            "samples": float(tokenised.num_images),
+        }
 
     def probe(self, setup: TrialSetup) -> dict[str, float]:
         """Embedding statistics, shuffled-modality mean R@1 and pair similarities on val."""
@@ -252,7 +264,9 @@ class RetrievalTask:
         cache = setup.extras["splits"]
         if split not in cache:
             config: RetrievalConfig = setup.extras["config"]
-            loaded = data.load_split(setup.extras["index"], split, config.image_size)
+            loaded = data.load_split(
+                setup.extras["index"], split, config.image_size, config.max_samples_per_split
+            )
             cache[split] = tokenise_split(
                 loaded, setup.extras["tokenizer"], config.max_caption_tokens
             )

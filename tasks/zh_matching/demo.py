@@ -26,11 +26,11 @@ import numpy as np
 from tasks.zh_matching.data import CAPTIONS_PER_IMAGE, captions_path, features_path
 
 # testall (COCO's 5K test in the real data) is scored whole and as 5 folds of 20 images.
-SPLIT_SIZES = {"train": 240, "val": 50, "test": 50, "testall": 100}
+SPLIT_SIZES = {"train": 240, "val": 100, "test": 50, "testall": 100}
 NUM_REGIONS = 36
 FEATURE_DIM = 2048
 REGIONS_PER_OBJECT = (4, 8)  # inclusive range
-NOISE_STD = 3.0
+NOISE_STD = 6.0  # 4x a prototype's spread per dimension (1.5): a match must pool several regions
 
 COLOURS = ["红色", "蓝色", "白色", "黑色", "绿色", "黄色"]
 OBJECTS = {  # object -> its measure word
@@ -139,7 +139,7 @@ def image_captions(
 
 def make_demo_data(root: Path, seed: int = 0) -> None:
     """Write {train,dev,test,testall}_ims.npy (float32 N x 36 x 2048, one row per image:
-    SCAN's im_div 5) and _caps.txt (5N lines) under root, deterministic in seed (about 130 MB)."""
+    SCAN's im_div 5) and _caps.txt (5N lines) under root, deterministic in seed (about 145 MB)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     prototypes = Prototypes(np.random.default_rng([seed, 0]))

@@ -64,6 +64,7 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
         for prefix in ("testall/", f"testall/{FOLDS_PREFIX}")
     },
     "*/chance/*": (0.0, 1.0),
+    "*/samples": (1.0, INF),
     **EMBEDDING_PROBE_BOUNDS,
     "probe/*_shuffled/mean_r1": (0.0, 1.0),
     **PAIR_SIMILARITY_BOUNDS,
@@ -161,6 +162,21 @@ def shuffled_mean_r1(encoded: EncodedSplit) -> dict[str, float]:
     }
 
 
+def images_to_load(config: ZhMatchingConfig, split: str) -> int | None:
+    """How many of an evaluation split's first images to read (None: all): val is cut to
+    `val_max_images`, every split to `max_samples_per_split`, testall to whole folds."""
+    limits = [config.max_samples_per_split]
+    if split == "val":
+        limits.append(config.val_max_images)
+    present = [limit for limit in limits if limit is not None]
+    if not present:
+        return None
+    limit = min(present)
+    if split == "testall" and limit >= data.TESTALL_FOLDS:
+        limit -= limit % data.TESTALL_FOLDS
+    return limit
+
+
 class ZhMatchingTask:
     """Chinese image-text matching (SCAN setting); target metric val/mean_r1 (higher is better)."""
 
@@ -185,7 +201,7 @@ class ZhMatchingTask:
         `device` and the training batches; val is prepared now so a bad file fails early."""
         data_dir = Path(data_dir)
         data_report.check_data(data_dir).raise_if_unusable()
-        train = data.load_split(data_dir, "train")
+        train = data.load_split(data_dir, "train", config.max_samples_per_split)
         vocabulary_json = find_vocabulary_json(data_dir)
         if vocabulary_json is not None:
             vocabulary = read_scan_vocabulary(vocabulary_json)
@@ -230,9 +246,10 @@ class ZhMatchingTask:
         return matching_loss(model.similarity(regions, words, word_mask), setup.extras["config"])
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
-        """R@1/5/10 both ways, mean_r1, rsum, MRR (5 captions per image) and chance levels on
-        "val", "test" or "testall"; testall adds the same keys prefixed `fold5/`, averaged
-        over its 5 folds of consecutive images (COCO 1K beside the whole-split COCO 5K)."""
+        """R@1/5/10 both ways, mean_r1, rsum, MRR (5 captions per image), chance levels and
+        `samples` (images) on "val", "test" or "testall"; testall adds the same keys prefixed
+        `fold5/`, averaged over its 5 folds of consecutive images (COCO 1K beside the
+        whole-split COCO 5K)."""
         encoded = encode_split(setup.model, self._split(setup, split), setup.device)
         if split == "val":
             setup.extras["val_encoded"] = (setup.extras["training_steps"], encoded)
@@ -240,6 +257,7 @@ class ZhMatchingTask:
         metrics = {
             **retrieval_metrics(encoded.similarity, index),
             **chance_metrics(encoded.num_images),
+            "samples": float(encoded.num_images),
         }
         if split == "testall":
             folds = data.TESTALL_FOLDS
@@ -289,8 +307,7 @@ class ZhMatchingTask:
                     "(only COCO's precomp data ships testall_ims.npy and testall_caps.txt); "
                     "evaluate val or test"
                 )
-            max_images = config.val_max_images if split == "val" else None
-            loaded = data.load_split(data_dir, split, max_images)
+            loaded = data.load_split(data_dir, split, images_to_load(config, split))
             token_ids, lengths = pad_token_ids(
                 [vocabulary.encode(text, config.max_caption_tokens) for text in loaded.captions]
             )

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from tasks.common.local_weights import PRETRAINED_DIR
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _DIGITS = re.compile(r"(\d+)")
 
@@ -17,6 +19,12 @@ def subdirectories(path: Path) -> list[Path]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [Path(entry.path) for entry in entries if entry.is_dir() and not entry.name.startswith(".")]
+
+
+def dataset_folders(root: Path) -> list[Path]:
+    """The visible subdirectories of a dataset's root, less its `pretrained/` folder of local
+    weights (tasks/common/local_weights.py), which belongs to no class."""
+    return [path for path in subdirectories(root) if path.name != PRETRAINED_DIR]
 
 
 def file_names(path: Path) -> list[str]:

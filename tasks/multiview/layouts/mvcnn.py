@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from tasks.multiview.layouts.listing import file_names, subdirectories
+from tasks.multiview.layouts.listing import dataset_folders, file_names
 from tasks.multiview.objects import LayoutScan, ViewedObject
 
 LAYOUT = "ModelNet40 MVCNN renders (<class>/<train|test>/<class>_<NNNN>.obj.shaded_v<VVV>.png)"
@@ -26,7 +26,7 @@ VIEW_NAME = re.compile(r"^(?P<object>.+)\.obj\.shaded_v(?P<view>\d+)\.png$")
 
 def looks_like(root: Path) -> bool:
     """True when some <class>/<train|test>/ folder under root holds a render named as above."""
-    for class_dir in subdirectories(root):
+    for class_dir in dataset_folders(root):
         for split in OWN_SPLITS:
             if any(VIEW_NAME.match(name) for name in file_names(class_dir / split)):
                 return True
@@ -42,7 +42,7 @@ def read(root: Path) -> LayoutScan:
         split_source="the dataset's own train/ and test/ folders",
     )
     ignored: list[str] = []
-    for class_dir in subdirectories(root):
+    for class_dir in dataset_folders(root):
         class_name = class_dir.name
         split_dirs = [split for split in OWN_SPLITS if (class_dir / split).is_dir()]
         if not split_dirs:

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.multiview.layouts.listing import file_names, is_image_name, natural_key, subdirectories
+from tasks.multiview.layouts.listing import (
+    dataset_folders,
+    file_names,
+    is_image_name,
+    natural_key,
+    subdirectories,
+)
 from tasks.multiview.objects import UNSPLIT, LayoutScan, ViewedObject
 
 LAYOUT = "MVImgNet (<class>/<instance>/images/*.jpg)"
@@ -34,7 +40,7 @@ def looks_like(root: Path) -> bool:
     """True when some <class>/<instance>/images/ folder under root holds image files."""
     return any(
         _frames(instance / "images")
-        for class_dir in subdirectories(root)
+        for class_dir in dataset_folders(root)
         for instance in subdirectories(class_dir)[:INSTANCES_PROBED]
     )
 
@@ -47,7 +53,7 @@ def read(root: Path) -> LayoutScan:
         split_source="MVImgNet ships no split, so the instances are carved",
     )
     objects: list[ViewedObject] = []
-    for class_dir in subdirectories(root):
+    for class_dir in dataset_folders(root):
         instances = subdirectories(class_dir)
         if not instances:
             continue  # a stray folder beside the classes (e.g. a download's metadata)
