@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,25 +18,16 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from orchestrator.outcomes import BEST_EPOCH, OutcomeLedger, best_metric_key, fail, finish, record_result
+from orchestrator.outcomes import OutcomeLedger
 from orchestrator.tracking import durations
 from orchestrator.tracking.attempts import attempt_failed, attempt_started
-from orchestrator.tracking.names import GUARD, HEALTH_VERDICT_ARTIFACT, REASON, STATUS, TRIAL_ID
+from orchestrator.tracking.names import GUARD, HEALTH_VERDICT_ARTIFACT, REASON, STATUS
 from orchestrator.tracking.presentation import closing_status, describe_sweep, description_tag, rename_trials
 from orchestrator.tracking.store import GuardedCalls
 from orchestrator.tracking.sweep_run import SweepRun
 from orchestrator.tracking.trial_history import mirror_checkpoint
 from orchestrator.tracking.trial_runs import TrialRuns
-
-
-@dataclass(frozen=True)
-class FinalResult:
-    """How Ray Tune last saw a trial: its last result, its error text if it failed, and its
-    latest checkpoint if it has one."""
-
-    last_result: dict[str, Any]
-    error: str | None
-    checkpoint: Any = None
+from orchestrator.tracking.unfinished import FinalResult, close_unfinished, recall_settled_trials
 
 
 class MlflowTracker(tune.Callback):
@@ -98,17 +88,18 @@ class MlflowTracker(tune.Callback):
         else:
             self.trials.parent_run_id = existing.info.run_id
             self.sweep.reopen(existing, self.trials.of_sweep)
-            self._recall_earlier_trials()
+            recall_settled_trials(self.ledger, self.trials.of_sweep())
         return self.sweep.run_id
 
     def end_sweep(self, final_results: dict[str, FinalResult] | None, interrupted: bool = False) -> None:
-        """Close the trial runs left running (see _close_unfinished), then the sweep run:
+        """Close the trial runs left running (see unfinished.close_unfinished), then the sweep run:
         FINISHED, or KILLED and tagged `interrupted` when the sweep was interrupted. The trial
         runs are renamed now that every config is known, the sweep run gets its summary as its
         description and the sweep's plots (orchestrator/sweep_plots.py) under plots/."""
         from orchestrator.sweep_plots import log_sweep_plots  # it reads the package's names
 
-        self.safely("close trial runs left running", lambda: self._close_unfinished(final_results))
+        self.safely("close trial runs left running", lambda: close_unfinished(
+            self.trials, self.ledger, final_results, self.resume_command, self._mirror))
         description: list[str] = []
         self.safely("name the trial runs", lambda: description.append(self._rename_trials()))
         self.safely("end the sweep run", lambda: self.sweep.end(
@@ -179,75 +170,3 @@ class MlflowTracker(tune.Callback):
         """An ended trial Tune restarted after a resume: its run is final and stays untouched."""
         outcome = self.ledger.trials.get(trial.trial_id)
         return outcome is not None and outcome.settled_earlier
-
-    def _recall_earlier_trials(self) -> None:
-        """On resume: put the trials that ended before the interruption back in the ledger."""
-        for run in self.trials.of_sweep():
-            tags = run.data.tags
-            if tags.get(STATUS, "running") in ("running", "interrupted"):
-                continue  # Tune resumes it, or it is closed at the end (_close_unfinished)
-            outcome = self.ledger.outcome(tags[TRIAL_ID], dict(run.data.params))
-            outcome.settled_earlier = True
-            outcome.status = tags[STATUS]
-            outcome.reason = tags.get(REASON, "")
-            outcome.guard = tags.get(GUARD)
-            outcome.guard_is_failure = outcome.status == "stopped"
-            outcome.best_metric = run.data.metrics.get(best_metric_key(self.ledger.metric))
-            outcome.last_metric = run.data.metrics.get(self.ledger.metric)
-            outcome.best_epoch = int(run.data.metrics[BEST_EPOCH]) if BEST_EPOCH in run.data.metrics else None
-            outcome.epochs = outcome.best_epoch or 0
-
-    def _close_unfinished(self, final_results: dict[str, FinalResult] | None) -> None:
-        """After Tune returns, no trial run may stay RUNNING.
-
-        final_results maps each trial Tune knows to its last result and error (None when Tune
-        itself raised). A trial whose last result is not `done` was interrupted: `--resume`
-        reopens its run. A finished trial whose run was not closed (its driver died first) is
-        closed from its last result and checkpoint. A run Tune has no record of (its driver was
-        killed before Tune's experiment state recorded the trial) belongs to no trial of the
-        sweep and can never finish: it is tagged `failed` with why, ended when it was last
-        active, and deleted (hidden from searches), so the sweep's runs are Tune's trials.
-        """
-        for run in self.trials.of_sweep():
-            if run.data.tags.get(STATUS, "running") != "running":
-                continue
-            trial_id = run.data.tags.get(TRIAL_ID, "?")
-            outcome = self.ledger.outcome(trial_id, dict(run.data.params))
-            final = None if final_results is None else final_results.get(trial_id)
-            known = self.trials.runs.get(trial_id)
-            end_time = (durations.end_time_ms(known.paused_seconds) if known
-                        else durations.last_active_ms(self.client, run))
-            if final_results is not None and final is None:
-                status, mlflow_status = "failed", "FAILED"
-                reason = ("the sweep's driver was killed while this trial ran, before Ray Tune "
-                          "recorded it; the resumed sweep sampled a new trial in its place")
-                outcome.status, outcome.reason = status, reason
-            elif final is not None and final.error:
-                fail(outcome, final.error)
-                status, mlflow_status, reason = "failed", "FAILED", outcome.reason
-            elif final is not None and final.last_result.get("done"):
-                if final.checkpoint is not None:
-                    self._mirror(_TrialOf(trial_id, outcome.config), final.checkpoint,
-                                 rerun_replaces=False)
-                record_result(outcome, final.last_result, self.ledger.metric, self.ledger.mode)
-                finish(outcome, final.last_result, self.ledger.metric, self.ledger.max_epochs)
-                status, reason = outcome.status, outcome.reason
-                mlflow_status = closing_status(outcome, "FINISHED")
-            else:
-                status, mlflow_status = "interrupted", "KILLED"
-                reason = f"the sweep stopped before this trial finished; `{self.resume_command}` continues it"
-            run_id = self.trials.runs[trial_id].run_id if trial_id in self.trials.runs else run.info.run_id
-            self.trials.close(run_id, [RunTag(STATUS, status), RunTag(REASON, reason[:5000]),
-                                       description_tag(outcome, self.ledger.metric, status, reason)],
-                              mlflow_status, end_time)
-            if final_results is not None and final is None:
-                self.client.delete_run(run_id)
-                self.ledger.trials.pop(trial_id, None)  # not a trial of this sweep either
-
-
-@dataclass(frozen=True)
-class _TrialOf:
-    """A trial as the trial runs know it (id and config), for a trial Tune no longer runs."""
-
-    trial_id: str
-    config: dict[str, Any]
