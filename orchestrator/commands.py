@@ -84,7 +84,8 @@ def run_sweeps(
                 console.print(f"[{one.task.name}] trial {outcome.trial_id} {outcome.status} by "
                               f"{outcome.guard}: {outcome.reason}",
                               highlight=False, markup=False, soft_wrap=True)
-    console.print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri}  (sweep name {options.name})",
+    console.print(f"MLflow: orchestrate ui --tracking-uri {tracking_uri}  (sweep name {options.name}; "
+                  f"or plain `mlflow ui --backend-store-uri {tracking_uri}`)",
                   highlight=False, soft_wrap=True)
     no_winner = [(one.task.name, ledger) for one, ledger in ledgers if ledger.best() is None]
     if failed_logging:
