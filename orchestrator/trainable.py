@@ -26,9 +26,11 @@ from orchestrator.registry import load_task
 from orchestrator.training import (
     MixedPrecision,
     build_optimizer,
+    ended_checkpoint,
     has_ended,
     load_checkpoint,
     prefixed,
+    read_result,
     save_checkpoint,
     seed_everything,
     set_epoch,
@@ -59,12 +61,28 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     """Ray Tune's entry point: one attempt of a trial, from its last checkpoint if it has one."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None and has_ended(checkpoint):
-        return  # it ended before its sweep was interrupted; Tune's snapshot predates that
+        _report_end_again(checkpoint)  # it ended before its sweep was interrupted
+        return
     train_trial(
         config, plan, checkpoint, _report_to_tune,
         node_id=ray.get_runtime_context().get_node_id(),  # shows where each trial ran
         gpus_assigned=len(ray.get_gpu_ids()),
     )
+
+
+def _report_end_again(restored: tune.Checkpoint) -> None:
+    """End a trial that had ended before its sweep was interrupted, restored from an older
+    checkpoint than the one it ended with (Tune's snapshot predates its end): report its last
+    epoch again with the checkpoint it ended with, so Tune's record of the trial (last result,
+    latest checkpoint) is its real end, the history MLflow holds and `best` exports, not the
+    snapshot's older epoch. Nothing is trained; a trial restored from its final checkpoint
+    ends without a report."""
+    final = ended_checkpoint(restored)
+    if final.path.rstrip("/") == restored.path.rstrip("/"):
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        final.to_directory(directory)
+        _report_to_tune(read_result(Path(directory))["history"][-1], Path(directory))
 
 
 def _report_to_tune(result: dict[str, Any], checkpoint_dir: Path) -> None:

@@ -1,8 +1,10 @@
 """Checkpoint helpers of the generic loop: the ended-trial marker a resumed sweep relies on."""
 
+import json
+
 from ray import tune
 
-from orchestrator.training import has_ended, mark_ended
+from orchestrator.training import ended_checkpoint, has_ended, mark_ended
 
 
 def test_a_trial_marked_ended_is_recognised_from_any_of_its_checkpoints(tmp_path):
@@ -15,3 +17,32 @@ def test_a_trial_marked_ended_is_recognised_from_any_of_its_checkpoints(tmp_path
     # Tune may restore from an older checkpoint than the last one: the marker still shows
     assert has_ended(tune.Checkpoint.from_directory(str(older)))
     assert not has_ended(tune.Checkpoint.from_directory(str(tmp_path / "trial_other")))
+
+
+def _checkpoint_with_epochs(directory, epochs: int) -> tune.Checkpoint:
+    directory.mkdir(parents=True)
+    history = [{"epoch": epoch, "val/score": 0.1 * epoch} for epoch in range(1, epochs + 1)]
+    (directory / "result.json").write_text(json.dumps({"history": history, "best_epoch": epochs}))
+    return tune.Checkpoint.from_directory(str(directory))
+
+
+def test_a_trial_restored_from_an_older_checkpoint_finds_the_one_it_ended_with(tmp_path):
+    # the driver died after the trial ended at epoch 3, before Tune's snapshot recorded it:
+    # Tune restores epoch 2, the marker names epoch 3's checkpoint, which the trial reports again
+    trial_dir = tmp_path / "trial_abc"
+    older = _checkpoint_with_epochs(trial_dir / "checkpoint_000001", 2)
+    final = _checkpoint_with_epochs(trial_dir / "checkpoint_000002", 3)
+    mark_ended(final)
+    found = ended_checkpoint(older)
+    assert found.path == final.path
+    assert len(json.loads((trial_dir / "checkpoint_000002" / "result.json").read_text())["history"]) == 3
+    assert ended_checkpoint(final).path == final.path  # restored from its end: nothing to redo
+
+
+def test_a_marker_naming_no_checkpoint_leaves_the_restored_one(tmp_path):
+    trial_dir = tmp_path / "trial_abc"
+    older = _checkpoint_with_epochs(trial_dir / "checkpoint_000001", 2)
+    (trial_dir / "ended.json").write_text("{}")  # written before markers named a checkpoint
+    assert ended_checkpoint(older).path == older.path
+    (trial_dir / "ended.json").write_text(json.dumps({"checkpoint": "checkpoint_000009"}))  # gone
+    assert ended_checkpoint(older).path == older.path
