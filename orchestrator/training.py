@@ -234,28 +234,27 @@ def has_ended(checkpoint: Any) -> bool:
     return marker.type == FileType.File
 
 
-def ended_checkpoint(checkpoint: Any) -> Any:
-    """The checkpoint the trial owning `checkpoint` (a trial marked ended) ended with: the one
-    its marker names, on the same filesystem; `checkpoint` itself when the marker names none
-    that still exists (a marker written before markers named their checkpoint)."""
+def ended_checkpoint(trial_dir: str, filesystem: Any) -> Any:
+    """The checkpoint a trial ended with, from the marker in its directory `trial_dir` (on the
+    pyarrow `filesystem` of its storage); None when the trial was not marked ended, or its
+    marker names no checkpoint that still has its result file (a marker written before
+    markers named their checkpoint names none)."""
     from pyarrow.fs import FileType
     from ray import tune
 
-    trial_dir = posixpath.dirname(checkpoint.path.rstrip("/"))
-    with checkpoint.filesystem.open_input_stream(posixpath.join(trial_dir, ENDED_MARKER)) as stream:
+    marker = posixpath.join(trial_dir.rstrip("/"), ENDED_MARKER)
+    if filesystem.get_file_info(marker).type != FileType.File:
+        return None
+    with filesystem.open_input_stream(marker) as stream:
         text = stream.read().decode(errors="replace")
     try:
         name = json.loads(text).get("checkpoint")
     except (ValueError, AttributeError):
-        name = None
-    if not name:
-        return checkpoint
-    path = posixpath.join(trial_dir, name)
-    if path == checkpoint.path.rstrip("/"):
-        return checkpoint
-    if checkpoint.filesystem.get_file_info(posixpath.join(path, RESULT_FILE)).type != FileType.File:
-        return checkpoint
-    return tune.Checkpoint(path, filesystem=checkpoint.filesystem)
+        return None
+    path = posixpath.join(trial_dir.rstrip("/"), str(name or ""))
+    if not name or filesystem.get_file_info(posixpath.join(path, RESULT_FILE)).type != FileType.File:
+        return None
+    return tune.Checkpoint(path, filesystem=filesystem)
 
 
 def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

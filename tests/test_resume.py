@@ -20,7 +20,7 @@ from ray.tune import ExperimentAnalysis
 from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.mlflow_checks import (
     assert_matches_uninterrupted, assert_one_value_per_step, assert_runs_mirror_checkpoints,
-    checkpoint_history, latest_checkpoints, runs_of)
+    checkpoint_history, runs_of)
 
 TRIALS = 4
 SWEEP = ["sweep", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "3",
@@ -100,44 +100,47 @@ def test_driver_killed_twice_mid_sweep_is_resumed_to_what_an_unbroken_sweep_reco
 
 
 
+
 HELD_SPACE = """
 metric: val/mean_r1
 mode: max
 budget: {{max_epochs: 3, grace_period: 3, reduction_factor: 2}}
-fixed: {{release_dir: "{release}", hold_at_evaluation: 3}}
+fixed: {{release_dir: "{release}", hold_at_evaluation: {held_epoch}}}
 parameters:
   learning_rate: {{type: float, low: 1.0e-3, high: 3.0e-3, log: true}}
 """
 SNAPSHOT_SECONDS = "30"  # Ray Tune saves its experiment state at most this often
 
 
-def saved_epochs(experiment_dir: Path) -> dict[str, int]:
-    """Trial id -> how many epochs the checkpoint Tune's saved experiment state names as the
-    trial's latest holds (trials without one left out)."""
+def saved_trials(experiment_dir: Path) -> dict[str, tuple[bool, int]]:
+    """Trial id -> whether Tune's saved experiment state has the trial ended, and how many
+    epochs the checkpoint that state names as its latest holds (0: none)."""
     if not list(experiment_dir.glob("experiment_state-*.json")):
         return {}
-    return {trial_id: len(checkpoint_history(path))
-            for trial_id, path in latest_checkpoints(experiment_dir).items()}
+    return {trial.trial_id: (trial.status in ("TERMINATED", "ERROR"),
+                             len(checkpoint_history(Path(trial.checkpoint.path))) if trial.checkpoint else 0)
+            for trial in ExperimentAnalysis(str(experiment_dir)).trials}
 
 
-def saved_epochs_while_running(experiment_dir: Path) -> dict[str, int]:
-    """saved_epochs, or none while the driver is still copying its state file over."""
+def saved_trials_while_running(experiment_dir: Path) -> dict[str, tuple[bool, int]]:
+    """saved_trials, or none while the driver is still copying its state file over."""
     try:
-        return saved_epochs(experiment_dir)
+        return saved_trials(experiment_dir)
     except (ValueError, OSError, KeyError):
         return {}
 
 
 @pytest.mark.slow
-def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_as_it_ended(workdir):
-    """The driver dies after a trial ended (MLflow has its 3 epochs, closed) but before Tune saved
-    its experiment state again, which still has the trial at its epoch-2 checkpoint. The resumed
-    sweep does not train the trial again, and Tune's record of it becomes the checkpoint it ended
-    with: the one MLflow mirrors and `best` exports from."""
+@pytest.mark.parametrize("held_epoch", [3, 1], ids=["saved-at-epoch-2", "saved-before-epoch-1"])
+def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended(workdir, held_epoch):
+    """The driver dies after a trial ended (MLflow has its 3 epochs, its run closed) but before
+    Tune saved its experiment state again, which still has the trial running, at an older
+    checkpoint or none. The resumed sweep trains it no more, and Tune's record of it becomes
+    the checkpoint it ended with: the one MLflow mirrors and `best` exports from."""
     spaces, release = workdir / "search_spaces", workdir / "release"
     spaces.mkdir()
     release.mkdir()
-    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release))
+    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, held_epoch=held_epoch))
     # two trials: the sweep must go on (the other trial held) when the first ends, or Tune
     # would save its state at the sweep's end
     sweep = ["sweep", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
@@ -149,10 +152,11 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_as_it_ended(wo
     driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while 2 not in saved_epochs_while_running(experiment_dir).values():  # held in epoch 3 meanwhile
-        assert driver.poll() is None and time.monotonic() < deadline, "Tune never saved an epoch 2"
+    held = (False, held_epoch - 1)  # saved while the trial waits in its held epoch
+    while held not in saved_trials_while_running(experiment_dir).values():
+        assert driver.poll() is None and time.monotonic() < deadline, "Tune never saved a held trial"
         time.sleep(0.5)
-    trial_id = next(trial for trial, epochs in saved_epochs(experiment_dir).items() if epochs == 2)
+    trial_id = next(trial for trial, saved in saved_trials(experiment_dir).items() if saved == held)
     (release / trial_id).touch()
 
     def closed_run():
@@ -169,17 +173,18 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_as_it_ended(wo
     (ended,) = closed_run()
     assert ended.data.tags["orchestrate.status"] == "completed"
     assert len(client.get_metric_history(ended.info.run_id, "val/mean_r1")) == 3
-    # the case: Tune's saved state still has the trial at epoch 2 (its next save was 30 s away)
-    assert saved_epochs(experiment_dir)[trial_id] == 2
+    # the case: Tune's saved state still has the trial held (its next save was 30 s away)
+    assert saved_trials(experiment_dir)[trial_id] == held
 
     (release / "all").touch()
     resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
-    assert saved_epochs(experiment_dir)[trial_id] == 3
+    assert saved_trials(experiment_dir)[trial_id] == (True, 3)
     trial = next(trial for trial in ExperimentAnalysis(str(experiment_dir)).trials if trial.trial_id == trial_id)
     assert trial.last_result["epoch"] == 3  # Tune's last result is the trial's end too
     assert_one_value_per_step(client, "held_at_last_epoch")
     (run,) = [run for run in runs if run.data.tags["orchestrate.trial_id"] == trial_id]
     assert run.info.run_id == ended.info.run_id and run.info.end_time == ended.info.end_time  # not rerun
+    assert run.data.tags["orchestrate.attempts"] == "1"

@@ -1,7 +1,9 @@
 """Checkpoint helpers of the generic loop: the ended-trial marker a resumed sweep relies on."""
 
 import json
+from pathlib import Path
 
+from pyarrow.fs import LocalFileSystem
 from ray import tune
 
 from orchestrator.training import ended_checkpoint, has_ended, mark_ended
@@ -26,23 +28,25 @@ def _checkpoint_with_epochs(directory, epochs: int) -> tune.Checkpoint:
     return tune.Checkpoint.from_directory(str(directory))
 
 
-def test_a_trial_restored_from_an_older_checkpoint_finds_the_one_it_ended_with(tmp_path):
-    # the driver died after the trial ended at epoch 3, before Tune's snapshot recorded it:
-    # Tune restores epoch 2, the marker names epoch 3's checkpoint, which the trial reports again
+def test_a_trial_marked_ended_names_the_checkpoint_it_ended_with(tmp_path):
+    # the driver died after the trial ended at epoch 3, before Tune's saved state recorded it:
+    # Tune restores epoch 2 (or nothing), the marker names epoch 3's checkpoint to report again
     trial_dir = tmp_path / "trial_abc"
-    older = _checkpoint_with_epochs(trial_dir / "checkpoint_000001", 2)
+    _checkpoint_with_epochs(trial_dir / "checkpoint_000001", 2)
     final = _checkpoint_with_epochs(trial_dir / "checkpoint_000002", 3)
+    filesystem = LocalFileSystem()
+    assert ended_checkpoint(str(trial_dir), filesystem) is None  # not ended yet
     mark_ended(final)
-    found = ended_checkpoint(older)
+    found = ended_checkpoint(str(trial_dir), filesystem)
     assert found.path == final.path
-    assert len(json.loads((trial_dir / "checkpoint_000002" / "result.json").read_text())["history"]) == 3
-    assert ended_checkpoint(final).path == final.path  # restored from its end: nothing to redo
+    with found.as_directory() as directory:
+        assert len(json.loads((Path(directory) / "result.json").read_text())["history"]) == 3
 
 
-def test_a_marker_naming_no_checkpoint_leaves_the_restored_one(tmp_path):
+def test_a_marker_naming_no_checkpoint_names_none(tmp_path):
     trial_dir = tmp_path / "trial_abc"
-    older = _checkpoint_with_epochs(trial_dir / "checkpoint_000001", 2)
+    _checkpoint_with_epochs(trial_dir / "checkpoint_000001", 2)
     (trial_dir / "ended.json").write_text("{}")  # written before markers named a checkpoint
-    assert ended_checkpoint(older).path == older.path
+    assert ended_checkpoint(str(trial_dir), LocalFileSystem()) is None
     (trial_dir / "ended.json").write_text(json.dumps({"checkpoint": "checkpoint_000009"}))  # gone
-    assert ended_checkpoint(older).path == older.path
+    assert ended_checkpoint(str(trial_dir), LocalFileSystem()) is None

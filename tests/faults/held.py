@@ -33,8 +33,9 @@ class HeldRetrievalTask(RetrievalTask):
     def evaluate(self, setup, split):
         config = setup.extras["config"]
         setup.extras["evaluations"] = setup.extras.get("evaluations", 0) + 1
-        if setup.extras["evaluations"] == config.hold_at_evaluation:
-            releases = [Path(config.release_dir) / name for name in (tune.get_context().get_trial_id(), "all")]
+        trial_id = tune.get_context().get_trial_id()  # None in the sweep's preflight: no hold
+        if trial_id and setup.extras["evaluations"] == config.hold_at_evaluation:
+            releases = [Path(config.release_dir) / name for name in (trial_id, "all")]
             deadline = time.monotonic() + HOLD_SECONDS
             while not any(path.exists() for path in releases) and time.monotonic() < deadline:
                 time.sleep(0.2)
