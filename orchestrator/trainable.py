@@ -26,9 +26,11 @@ from orchestrator.registry import load_task
 from orchestrator.training import (
     MixedPrecision,
     build_optimizer,
+    ended_checkpoint,
     has_ended,
     load_checkpoint,
     prefixed,
+    read_result,
     save_checkpoint,
     seed_everything,
     set_epoch,
@@ -58,13 +60,35 @@ class TrialPlan:
 def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     """Ray Tune's entry point: one attempt of a trial, from its last checkpoint if it has one."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None and has_ended(checkpoint):
-        return  # it ended before its sweep was interrupted; Tune's snapshot predates that
+    if _ended_before_resume(checkpoint):
+        return
     train_trial(
         config, plan, checkpoint, _report_to_tune,
         node_id=ray.get_runtime_context().get_node_id(),  # shows where each trial ran
         gpus_assigned=len(ray.get_gpu_ids()),
     )
+
+
+def _ended_before_resume(restored: tune.Checkpoint | None) -> bool:
+    """Whether this trial had ended before its sweep was interrupted, and so must not train.
+
+    A driver killed after a trial ended, before Tune saved its experiment state again,
+    restarts the trial from an older checkpoint, or from scratch when the saved state has none.
+    The trial then reports its last epoch again with the checkpoint it ended with (named by
+    its ended marker, training.mark_ended), so Tune's record of it (last result, latest
+    checkpoint) is its real end: the history MLflow holds and `best` exports, not the saved
+    state's older epoch, nor a second training whose timings differ. Restored from that
+    checkpoint itself, it ends without a report.
+    """
+    storage = tune.get_context().get_storage()
+    final = ended_checkpoint(storage.trial_fs_path, storage.storage_filesystem)
+    if final is None:  # not ended, or marked by an older version that named no checkpoint
+        return restored is not None and has_ended(restored)
+    if restored is None or final.path.rstrip("/") != restored.path.rstrip("/"):
+        with tempfile.TemporaryDirectory() as directory:
+            final.to_directory(directory)
+            _report_to_tune(read_result(Path(directory))["history"][-1], Path(directory))
+    return True
 
 
 def _report_to_tune(result: dict[str, Any], checkpoint_dir: Path) -> None:

@@ -212,14 +212,17 @@ def best_weights_file(directory: Path, best_epoch: int, epochs: int) -> Path:
 
 
 def mark_ended(checkpoint: Any) -> None:
-    """Leave a marker in the trial's directory (beside its checkpoints) that the trial ended.
+    """Leave a marker in the trial's directory (beside its checkpoints) that the trial ended
+    with `checkpoint` (its latest), naming that checkpoint.
 
     A driver killed after a trial ended but before Tune snapshotted the experiment resumes that
-    trial from an older checkpoint; the marker lets it end at once instead of training again.
+    trial from an older checkpoint; the marker lets it end at once instead of training again,
+    and says which checkpoint it really ended with (see ended_checkpoint).
     """
     trial_dir = posixpath.dirname(checkpoint.path.rstrip("/"))
+    marker = json.dumps({"checkpoint": posixpath.basename(checkpoint.path.rstrip("/"))})
     with checkpoint.filesystem.open_output_stream(posixpath.join(trial_dir, ENDED_MARKER)) as stream:
-        stream.write(b"{}")
+        stream.write(marker.encode())
 
 
 def has_ended(checkpoint: Any) -> bool:
@@ -229,6 +232,29 @@ def has_ended(checkpoint: Any) -> bool:
     trial_dir = posixpath.dirname(checkpoint.path.rstrip("/"))
     marker = checkpoint.filesystem.get_file_info(posixpath.join(trial_dir, ENDED_MARKER))
     return marker.type == FileType.File
+
+
+def ended_checkpoint(trial_dir: str, filesystem: Any) -> Any:
+    """The checkpoint a trial ended with, from the marker in its directory `trial_dir` (on the
+    pyarrow `filesystem` of its storage); None when the trial was not marked ended, or its
+    marker names no checkpoint that still has its result file (a marker written before
+    markers named their checkpoint names none)."""
+    from pyarrow.fs import FileType
+    from ray import tune
+
+    marker = posixpath.join(trial_dir.rstrip("/"), ENDED_MARKER)
+    if filesystem.get_file_info(marker).type != FileType.File:
+        return None
+    with filesystem.open_input_stream(marker) as stream:
+        text = stream.read().decode(errors="replace")
+    try:
+        name = json.loads(text).get("checkpoint")
+    except (ValueError, AttributeError):
+        return None
+    path = posixpath.join(trial_dir.rstrip("/"), str(name or ""))
+    if not name or filesystem.get_file_info(posixpath.join(path, RESULT_FILE)).type != FileType.File:
+        return None
+    return tune.Checkpoint(path, filesystem=filesystem)
 
 
 def prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

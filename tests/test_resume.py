@@ -19,7 +19,8 @@ from ray.tune import ExperimentAnalysis
 
 from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.mlflow_checks import (
-    assert_matches_uninterrupted, assert_one_value_per_step, assert_runs_mirror_checkpoints)
+    assert_matches_uninterrupted, assert_one_value_per_step, assert_runs_mirror_checkpoints,
+    checkpoint_history, runs_of)
 
 TRIALS = 4
 SWEEP = ["sweep", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "3",
@@ -96,3 +97,104 @@ def test_driver_killed_twice_mid_sweep_is_resumed_to_what_an_unbroken_sweep_reco
     longest = max(resumed_trials, key=lambda run: len(
         client.get_metric_history(run.info.run_id, "val/mean_r1")))
     assert assert_matches_uninterrupted(client, longest) >= 1
+
+
+
+
+HELD_SPACE = """
+metric: val/mean_r1
+mode: max
+budget: {{max_epochs: {epochs}, grace_period: {epochs}, reduction_factor: 2}}
+fixed: {{release_dir: "{release}", hold_at_evaluation: {epochs}}}
+parameters:
+  learning_rate: {{type: float, low: 1.0e-3, high: 3.0e-3, log: true}}
+"""
+
+
+def saved_trials(experiment_dir: Path) -> dict[str, tuple[bool, int]]:
+    """Trial id -> whether Tune's saved experiment state has the trial ended, and how many
+    epochs the checkpoint that state names as its latest holds (0: none)."""
+    if not list(experiment_dir.glob("experiment_state-*.json")):
+        return {}
+    return {trial.trial_id: (trial.status in ("TERMINATED", "ERROR"),
+                             len(checkpoint_history(Path(trial.checkpoint.path))) if trial.checkpoint else 0)
+            for trial in ExperimentAnalysis(str(experiment_dir)).trials}
+
+
+def saved_trials_while_running(experiment_dir: Path) -> dict[str, tuple[bool, int]]:
+    """saved_trials, or none while the driver is still copying its state file over."""
+    try:
+        return saved_trials(experiment_dir)
+    except (ValueError, OSError, KeyError):
+        return {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("epochs", [3, 1], ids=["saved-at-epoch-2", "saved-before-epoch-1"])
+def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended(workdir, epochs):
+    """The driver dies after a trial ended (MLflow has all its epochs, its run closed) but
+    before Tune saved its experiment state again, which still has the trial running, at an
+    older checkpoint or none. The resumed sweep trains it no more, and Tune's record of it
+    becomes the checkpoint it ended with: the one MLflow mirrors and `best` exports from.
+
+    Tune saves its state when it starts, every TUNE_GLOBAL_CHECKPOINT_S seconds (120 here),
+    and when a trial has checkpointed `num_to_keep` (2) times since the last save: a trial of
+    3 epochs held in its last one is saved at epoch 2; a trial of 1 epoch only when it starts.
+    """
+    spaces, release = workdir / "search_spaces", workdir / "release"
+    spaces.mkdir()
+    release.mkdir()
+    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=epochs))
+    # two trials: the sweep must go on (the other trial held) when the first ends, or Tune
+    # would save its state at the sweep's end
+    sweep = ["sweep", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
+             "--name", "held"]
+    env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
+    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+
+    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    held = (False, epochs - 1)  # saved while the trial waits in its last epoch
+
+    def saved_held():  # trials that started (have a run) and that Tune saved as held
+        started = {run.data.tags["orchestrate.trial_id"] for run in runs_of(client, "held_at_last_epoch", "trial")}
+        return [trial for trial, saved in saved_trials_while_running(experiment_dir).items()
+                if saved == held and trial in started]
+
+    while not saved_held():
+        assert driver.poll() is None and time.monotonic() < deadline, "Tune never saved a held trial"
+        time.sleep(0.5)
+    trial_id = saved_held()[0]
+    (release / trial_id).touch()
+
+    def closed_run():
+        return [run for run in runs_of(client, "held_at_last_epoch", "trial")
+                if run.data.tags["orchestrate.trial_id"] == trial_id
+                and run.data.tags.get("orchestrate.status") != "running"]
+
+    while not closed_run():  # kill the driver as soon as the trial's run is closed
+        assert driver.poll() is None and time.monotonic() < deadline, "the trial never ended"
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(3)  # let the killed driver's Ray processes go
+    (ended,) = closed_run()
+    assert ended.data.tags["orchestrate.status"] == "completed"
+    assert len(client.get_metric_history(ended.info.run_id, "val/mean_r1")) == epochs
+    # the case: Tune's saved state still has the trial held (its next save was due later)
+    assert saved_trials(experiment_dir)[trial_id] == held
+
+    (release / "all").touch()
+    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
+    assert saved_trials(experiment_dir)[trial_id] == (True, epochs)
+    trial = next(trial for trial in ExperimentAnalysis(str(experiment_dir)).trials if trial.trial_id == trial_id)
+    assert trial.last_result["epoch"] == epochs  # Tune's last result is the trial's end too
+    assert_one_value_per_step(client, "held_at_last_epoch")
+    (run,) = [run for run in runs if run.data.tags["orchestrate.trial_id"] == trial_id]
+    assert run.info.run_id == ended.info.run_id and run.info.end_time == ended.info.end_time  # not rerun
+    assert run.data.tags["orchestrate.attempts"] == "1"
