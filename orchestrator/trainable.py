@@ -81,6 +81,8 @@ def _ended_before_resume(restored: tune.Checkpoint | None) -> bool:
     checkpoint itself, it ends without a report.
     """
     storage = tune.get_context().get_storage()
+    if storage is None:  # run outside a Tune trial (a plain Ray task): nothing to resume
+        return restored is not None and has_ended(restored)
     final = ended_checkpoint(storage.trial_fs_path, storage.storage_filesystem)
     if final is None:  # not ended, or marked by an older version that named no checkpoint
         return restored is not None and has_ended(restored)
