@@ -96,7 +96,7 @@ def mlflow_app(backend_uri: str, artifacts_destination: Path) -> Any:
     from mlflow.server import app as flask_app
 
     with warnings.catch_warnings():  # MLflow's own use of starlette's WSGI bridge, not ours
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")  # StarletteDeprecationWarning is no DeprecationWarning
         from mlflow.server.fastapi_app import create_fastapi_app
 
     if "orchestrate_open" not in flask_app.view_functions:
