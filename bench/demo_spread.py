@@ -7,7 +7,7 @@ metric (best epoch, as a sweep ranks trials), the median trial's, their differen
 the best trial stays from the metric's ceiling (1.0 for every demo metric). A demo where
 configurations really differ has a spread of at least 0.1 and no trial within 0.02 of 1.0.
 
-    python bench/demo_spread.py [--tasks retrieval anomaly ...] [--trials 8] [--seed 0]
+    python -m bench.demo_spread [--tasks retrieval anomaly ...] [--trials 8] [--seed 0]
                                 [--data-root DIR] [--max-epochs E]
 """
 

@@ -9,7 +9,7 @@ For each task's demo data and default config, in one process on one thread:
 and prints plots / epoch. A trial draws on new best epochs while plotting stays under a tenth
 of its training time (PlotBudget), on its last epoch and on a guard's stop.
 
-    python bench/plot_cost.py [--tasks retrieval anomaly ...] [--epochs 3] [--repeats 3]
+    python -m bench.plot_cost [--tasks retrieval anomaly ...] [--epochs 3] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.sweep_runs import demo_data_dir
 from orchestrator.registry import builtin_task_names, load_task, task_reference
 from orchestrator.training import MixedPrecision, build_optimizer, seed_everything, train_one_epoch
 from orchestrator.trial_figures import TrialFigures
@@ -33,9 +34,7 @@ def run_epochs(task_name: str, epochs: int, data_root: Path) -> tuple[Any, Any, 
     """The task, its trained setup, seconds per epoch (train + evaluate + probe) and the
     reported history, as the loop runs."""
     task = load_task(task_reference(task_name))
-    data_dir = data_root / task_name
-    if not data_dir.exists():
-        task.make_demo_data(data_dir, seed=0)
+    data_dir = demo_data_dir(task, data_root)
     config = task.config_model()
     seed_everything(config.seed)
     setup = task.build(config, data_dir, torch.device("cpu"))

@@ -14,7 +14,7 @@ region in the sweep's first and second half, the mean best value, and the mean r
 OptunaSearch does (a guard-stopped trial COMPLETE with NaN, refused and left RUNNING) with the
 old start-up count min(10, trials / 2): the old sweep's searcher.
 
-    python bench/tpe_startup.py [--seeds 40] [--trials 8 20] [--startup 2 4 10]
+    python -m bench.tpe_startup [--seeds 40] [--trials 8 20] [--startup 2 4 10]
 """
 
 from __future__ import annotations

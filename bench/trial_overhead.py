@@ -8,7 +8,7 @@ For each task's demo data and default config, times in one process, on one threa
 and prints each part as a ratio of the training time. A part that grows large against training
 is what to make cheaper first.
 
-    python bench/trial_overhead.py [--tasks retrieval anomaly ...] [--epochs 3]
+    python -m bench.trial_overhead [--tasks retrieval anomaly ...] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from bench.sweep_runs import demo_data_dir
 from orchestrator.registry import builtin_task_names, load_task, task_reference
 from orchestrator.training import (
     MixedPrecision, build_optimizer, save_checkpoint, seed_everything, train_one_epoch,
@@ -30,9 +31,7 @@ from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
 
 def measure(task_name: str, epochs: int, data_root: Path) -> dict[str, float]:
     task = load_task(task_reference(task_name))
-    data_dir = data_root / task_name
-    if not data_dir.exists():
-        task.make_demo_data(data_dir, seed=0)
+    data_dir = demo_data_dir(task, data_root)
     config = task.config_model()
     seed_everything(config.seed)
     setup = task.build(config, data_dir, torch.device("cpu"))

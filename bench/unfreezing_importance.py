@@ -14,7 +14,7 @@ schedule against "everything trains from epoch 0" and "only the heads train", si
    heads training (unfreeze_start_epoch beyond the budget), all other hyperparameters equal;
    rerunning removes the luck of the best draw.
 
-    python bench/unfreezing_importance.py [--task retrieval] [--trials 32] [--seeds 3]
+    python -m bench.unfreezing_importance [--task retrieval] [--trials 32] [--seeds 3]
 """
 
 from __future__ import annotations
