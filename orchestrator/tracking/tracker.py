@@ -30,6 +30,7 @@ from orchestrator.tracking.trial_history import mirror_checkpoint
 from orchestrator.tracking.trial_runs import TrialRuns
 from orchestrator.tracking.unfinished import FinalResult, close_unfinished, recall_settled_trials
 from orchestrator.tracking.writer import TrackingWriter
+from orchestrator.trial_figures import PLOTS_DIR, save_figures
 
 
 class MlflowTracker(tune.Callback):
@@ -117,6 +118,13 @@ class MlflowTracker(tune.Callback):
         """Wait for the tracking calls of the Tune hooks so far (they run on a writer thread)."""
         self.writer.flush()
 
+    def log_figures(self, trial_id: str, pngs: dict[str, bytes]) -> None:
+        """Put a trial's figures (PNG bytes by file name) in its run's plots/, over earlier ones."""
+        run = self.trials.runs.get(trial_id)
+        if run is not None and pngs:
+            self.writer.submit(f"log the figures of trial {trial_id}",
+                               lambda: log_pngs(self.client, run.run_id, pngs))
+
     # -- Tune hooks -----------------------------------------------------------------------
     # Each hook hands its calls to the writer and returns: the trial that reported goes on.
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -191,6 +199,12 @@ class MlflowTracker(tune.Callback):
         """An ended trial Tune restarted after a resume: its run is final and stays untouched."""
         outcome = self.ledger.trials.get(trial.trial_id)
         return outcome is not None and outcome.settled_earlier
+
+
+def log_pngs(client: MlflowClient, run_id: str, pngs: dict[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        save_figures(Path(directory), pngs)
+        client.log_artifacts(run_id, str(Path(directory) / PLOTS_DIR), PLOTS_DIR)
 
 
 def exists(checkpoint: Any) -> bool:
