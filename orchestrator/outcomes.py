@@ -128,19 +128,22 @@ class OutcomeLedger:
     def best(self) -> TrialOutcome | None:
         """The winner: the finished trial with the best metric; ties go to the earlier best
         epoch, then to the trial started first (as `orchestrate best` breaks them)."""
+        leaders = self.leaders(1)
+        return leaders[0] if leaders else None
+
+    def leaders(self, count: int) -> list[TrialOutcome]:
+        """The `count` best finished trials, the winner first (ranked as `best` ranks them)."""
         finished = [
             o for o in self.trials.values()
             if o.best_metric is not None and o.status in FINISHED_WELL
         ]
-        if not finished:
-            return None
         started = {trial_id: order for order, trial_id in enumerate(self.trials)}
         sign = -1.0 if self.mode == "max" else 1.0
-        return min(finished, key=lambda o: (
+        return sorted(finished, key=lambda o: (
             sign * o.best_metric,
             o.best_epoch if o.best_epoch is not None else float("inf"),
             started[o.trial_id],
-        ))
+        ))[:count]
 
     def why_no_winner(self) -> str:
         """'3 stopped (2 leakage, 1 flat_line), 1 failed': how the trials ended, for a task

@@ -9,7 +9,10 @@ nothing about the broken regions the guards find.
 `GuardAwareOptunaSearch` tells the study what happened, from the result dicts Tune hands a
 searcher (`on_trial_result`, `on_trial_complete(trial_id, result, error)`):
 - every epoch's finite metric is an intermediate value (`trial.report`), the last one too
-  (Tune hands the result that ends a trial only to `on_trial_complete`);
+  (Tune hands the result that ends a trial only to `on_trial_complete`); they are kept in
+  memory and written when the trial ends: Tune runs the searcher on the driver while the trial
+  that reported waits, and an sqlite write per epoch was part of that wait, while TPE reads
+  intermediate values only of trials that ended;
 - `trial_ending` classifies the end. completed (its whole budget) and converged (the plateau
   guard: no longer improving) -> COMPLETE with the trial's best value, the epoch a winner is
   exported from; pruned (ASHA stopped it before its budget, no guard, no error) -> PRUNED, so
@@ -89,13 +92,22 @@ def trial_ending(result: dict[str, Any] | None, error: bool, max_epochs: int) ->
     (`health/guard`, `health/failure`); a trial that stopped before its budget without a
     verdict and without an error was stopped by the scheduler (ASHA).
     """
-    if error or not result or "training_iteration" not in result:
+    epoch = epoch_of(result) if result else None
+    if error or epoch is None:
         return "failed"
     if result.get("health/guard"):
         return "stopped" if result.get("health/failure", True) else "converged"
-    if int(result["training_iteration"]) >= max_epochs:
+    if epoch >= max_epochs:
         return "completed"
     return "pruned"
+
+
+def epoch_of(result: dict[str, Any]) -> int | None:
+    """The epoch a result reports: the trial loop's `epoch`, else Tune's `training_iteration`."""
+    for key in ("epoch", "training_iteration"):
+        if isinstance(result.get(key), (int, float)):
+            return int(result[key])
+    return None
 
 
 class GuardAwareOptunaSearch(OptunaSearch):
@@ -135,6 +147,7 @@ class GuardAwareOptunaSearch(OptunaSearch):
             return  # told before the sweep was resumed from an older snapshot
         if result:
             self._report(trial_id, result)
+        self._tell_intermediate_values(trial_id)
         ending = trial_ending(result, error, self._max_epochs)
         best = self._best_value(trial_id)
         if ending in ("completed", "converged") and best is None:
@@ -149,18 +162,23 @@ class GuardAwareOptunaSearch(OptunaSearch):
         self._ot_study.tell(ot_trial, best if state == TrialState.COMPLETE else None, state=state)
 
     def _report(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Report the result's metric as the trial's intermediate value at its epoch."""
-        value, step = result.get(self.metric), result.get("training_iteration")
+        """Keep the result's metric as the trial's intermediate value at its epoch."""
+        value, step = result.get(self.metric), epoch_of(result)
         values = self._values.setdefault(trial_id, {})
         if trial_id not in self._ot_trials or step is None or step in values:
             return
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return  # TPE sorts pruned trials by their last value; NaN would rank nowhere
-        values[int(step)] = float(value)
-        try:
-            self._ot_trials[trial_id].report(float(value), int(step))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # told before the sweep was resumed from an older snapshot; Tune reruns it
+        values[step] = float(value)
+
+    def _tell_intermediate_values(self, trial_id: str) -> None:
+        """Write the ended trial's intermediate values to its study trial."""
+        ot_trial = self._ot_trials[trial_id]
+        for step, value in sorted(self._values.get(trial_id, {}).items()):
+            try:
+                ot_trial.report(value, step)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return  # told before the sweep was resumed from an older snapshot
 
     def _best_value(self, trial_id: str) -> float | None:
         values = self._values.get(trial_id, {}).values()

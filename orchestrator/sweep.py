@@ -17,6 +17,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from rich.console import Console
 
+from orchestrator.best_figures import FIGURE_TRIALS, draw_leaders
 from orchestrator.callbacks import LedgerCallback
 from orchestrator.cluster_info import alive_nodes, cluster_params
 from orchestrator.data_access import (
@@ -298,6 +299,8 @@ def run(
                 result.checkpoint)
             for result in grid
         }
+        if not watch.interrupted:
+            _draw_best_trials(prepared, ledger, final_results, options, tracker, console)
     except KeyboardInterrupt:  # a Ctrl-C Ray Tune did not catch
         interrupted = True
         raise
@@ -307,6 +310,23 @@ def run(
             signal.signal(signal.SIGINT, handler_before)
         tracker.end_sweep(final_results, interrupted=interrupted)
     return TaskSweep(ledger, tracker, interrupted)
+
+
+def _draw_best_trials(prepared: PreparedSweep, ledger: OutcomeLedger,
+                      final_results: dict[str, FinalResult], options: SweepOptions,
+                      tracker: MlflowTracker, console: Console) -> None:
+    """The best trials' figures, from their best epochs, into their runs (best_figures.py)."""
+    checkpoints = {trial_id: final.checkpoint for trial_id, final in final_results.items()}
+    if not any(checkpoints.get(o.trial_id) for o in ledger.leaders(FIGURE_TRIALS)):
+        return
+    console.print(f"[{prepared.task.name}] drawing the figures of the best trials (their best epochs)",
+                  highlight=False, markup=False, soft_wrap=True)
+    problems = draw_leaders(
+        ledger, checkpoints, prepared.task_reference, prepared.data_location,
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}, tracker.log_figures)
+    for line in problems:
+        console.print(f"[{prepared.task.name}] warning: {line}", highlight=False, markup=False,
+                      soft_wrap=True)
 
 
 def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:

@@ -161,8 +161,7 @@ def train_trial(
         # whatever reporting draws from them: resumed or not, the same numbers come next.
         generators = rng_state.capture()
         pngs = {}
-        if figures.due(progress.best_is_latest(), last_epoch=epoch + 1 == plan.max_epochs,
-                       stopped=verdict is not None):
+        if figures.due(progress.best_is_latest(), stopped=verdict is not None):
             drawing = time.perf_counter()  # after the capture: drawing draws no training numbers
             pngs = figures.draw(task, setup, progress.history)
             result[PLOT_SECONDS] = time.perf_counter() - drawing

@@ -3,11 +3,11 @@
 The worker has the model and the data, the driver neither; so the trial loop draws the task's
 figures (`Task.figures`, optional) and the health probes over epochs as PNG files into the
 checkpoint's `plots/` folder, and the driver's tracker logs that folder on the trial's run
-(tracking/trial_history.py), replacing the earlier drawing. Drawn on a new best epoch when the
-PlotBudget allows it, on the trial's last epoch of its budget (so every trial that ran its
-course, the winner included, has figures, however short its epochs) and on a guard's stop
-(what the guard saw). A figure that fails to draw is skipped with a warning: a plot never
-stops a trial.
+(tracking/trial_history.py), replacing the earlier drawing. Drawn on a guard's stop (what the
+guard saw) and on a new best epoch when the PlotBudget allows it (on real data, with epochs of
+minutes, every new best). The best trials of a sweep are drawn again from their best epoch
+once the experiment has ended (orchestrator/best_figures.py), off the trials' path. A figure
+that fails to draw is skipped with a warning: a plot never stops a trial.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ class TrialFigures:
     def add_epoch(self, seconds: float) -> None:
         self.budget.add_epoch(seconds)
 
-    def due(self, new_best: bool, last_epoch: bool, stopped: bool) -> bool:
+    def due(self, new_best: bool, stopped: bool) -> bool:
         """Whether this epoch draws (see the module docstring)."""
-        return stopped or last_epoch or (new_best and self.budget.allows())
+        return stopped or (new_best and self.budget.allows())
 
     def draw(self, task: Any, setup: Any, history: Sequence[dict[str, Any]]) -> dict[str, bytes]:
         """The figures of the model as it is now, as PNG bytes by file name; the time it took

@@ -107,6 +107,7 @@ def test_epochs_re_run_after_a_killed_driver_replace_the_values_of_the_lost_atte
     for value in (0.1, 0.5, 0.3):  # attempt 1: MLflow gets epochs 1-3, best epoch 2
         progress = train(trial, [value], checkpoints, progress)
         first.on_checkpoint(0, [], trial, trial.checkpoint)
+    first.flush()  # the hooks' calls run on the tracker's writer thread
     stale_run = first.trials.runs["t1"].run_id
     assert metric_history(client, stale_run, METRIC) == {1: 0.1, 2: 0.5, 3: 0.3}
 
@@ -148,6 +149,7 @@ def test_the_best_weights_are_those_of_the_best_epoch_when_a_later_epoch_is_wors
     for value in (0.4, 0.6, 0.5):
         progress = train(trial, [value], tmp_path, progress)
         tracker.on_checkpoint(0, [], trial, trial.checkpoint)
+    tracker.flush()
     run_id = tracker.trials.runs["t2"].run_id
     weights = torch.load(client.download_artifacts(run_id, "model/model.pt"), weights_only=True)
     assert torch.all(weights["weight"] == 0.6)
@@ -163,6 +165,7 @@ def test_a_resumed_driver_fills_epochs_a_failed_tracking_call_left_out(client, t
     tracker.on_checkpoint(0, [], trial, trial.checkpoint)
     progress = train(trial, [0.2, 0.3], tmp_path, progress)  # epoch 2's call never happened
     tracker.on_checkpoint(0, [], trial, trial.checkpoint)
+    tracker.flush()
     run_id = tracker.trials.runs["t3"].run_id
     assert metric_history(client, run_id, METRIC) == {1: 0.1, 2: 0.2, 3: 0.3}
 
@@ -218,6 +221,7 @@ def test_each_failed_attempt_leaves_its_error_line_and_its_error_file(client, tm
                      "worker process has died.\n")
     tracker.ledger.outcome("t5", trial.config).status = "failed"
     tracker.on_trial_error(0, [], trial)  # out of retries
+    tracker.flush()
 
     run = client.get_run(tracker.trials.runs["t5"].run_id)
     tags = run.data.tags
@@ -229,3 +233,46 @@ def test_each_failed_attempt_leaves_its_error_line_and_its_error_file(client, tm
     second = Path(client.download_artifacts(run.info.run_id, "errors/attempt-2.txt")).read_text()
     assert "Traceback" in first and "disk full" in first and "actor" not in first
     assert "pid: 42" in second and "disk full" not in second
+
+
+def test_a_hook_returns_while_its_mlflow_call_is_still_waiting(client, tmp_path):
+    # A trial waits in tune.report for the driver's callbacks; MLflow must not be on that path.
+    import threading
+
+    tracker = tracker_of(client)
+    trial = FakeTrial("t6")
+    store_busy = threading.Event()
+    real_of = tracker.trials.of
+
+    def slow_store(of_trial):
+        assert store_busy.wait(timeout=60), "the hook never returned"
+        return real_of(of_trial)
+
+    tracker.trials.of = slow_store
+    tracker.on_trial_start(0, [], trial)  # returns although the store has not answered
+    train(trial, [0.4], tmp_path)
+    tracker.on_checkpoint(0, [], trial, trial.checkpoint)
+    assert "t6" not in tracker.trials.runs  # nothing written yet: the calls wait their turn
+    store_busy.set()
+    tracker.flush()
+    run_id = tracker.trials.runs["t6"].run_id
+    assert metric_history(client, run_id, METRIC) == {1: 0.4}
+    assert client.get_run(run_id).data.tags["orchestrate.attempts"] == "1"
+    assert tracker.failed_calls == []
+
+
+def test_a_checkpoint_tune_deleted_before_the_writer_reached_it_is_no_failure(client, tmp_path):
+    tracker = tracker_of(client)
+    trial = FakeTrial("t7")
+    tracker.on_trial_start(0, [], trial)
+    progress = train(trial, [0.2], tmp_path)
+    first = trial.checkpoint
+    progress = train(trial, [0.5], tmp_path, progress)
+    shutil.rmtree(first.path)  # Tune kept better checkpoints and deleted this one
+    tracker.on_checkpoint(0, [], trial, first)
+    tracker.on_checkpoint(0, [], trial, trial.checkpoint)
+    tracker.flush()
+    run_id = tracker.trials.runs["t7"].run_id
+    assert metric_history(client, run_id, METRIC) == {1: 0.2, 2: 0.5}  # the later one has both
+    assert metric_history(client, run_id, "best/epoch") == {2: 2}
+    assert tracker.failed_calls == []

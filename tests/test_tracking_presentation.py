@@ -89,12 +89,11 @@ def test_the_worker_draws_the_tasks_figures_and_the_probes_and_skips_a_broken_fi
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["health_probes.png", "line.png"]
 
 
-def test_figures_are_drawn_on_a_new_best_within_budget_on_the_last_epoch_and_on_a_stop():
+def test_figures_are_drawn_on_a_new_best_within_budget_and_on_a_stop():
     figures = TrialFigures(PlotBudget(share=0.1, first_cost=1.0))
     figures.add_epoch(2.0)
-    assert not figures.due(new_best=True, last_epoch=False, stopped=False)  # 1 s > 10% of 2 s
-    assert figures.due(new_best=False, last_epoch=True, stopped=False)
-    assert figures.due(new_best=False, last_epoch=False, stopped=True)
+    assert not figures.due(new_best=True, stopped=False)  # 1 s > 10% of 2 s
+    assert figures.due(new_best=False, stopped=True)
     figures.add_epoch(20.0)
-    assert figures.due(new_best=True, last_epoch=False, stopped=False)
-    assert not figures.due(new_best=False, last_epoch=False, stopped=False)
+    assert figures.due(new_best=True, stopped=False)
+    assert not figures.due(new_best=False, stopped=False)

@@ -27,13 +27,20 @@ def attempt_started(client: MlflowClient, run: TrialRun) -> None:
     client.log_batch(run.run_id, tags=[RunTag(ATTEMPTS, str(run.attempts))])
 
 
-def attempt_failed(client: MlflowClient, run: TrialRun, trial, retried: bool) -> None:
-    """Record the failure that ended the run's latest attempt; `retried`: Tune starts another."""
+def failure_of(trial) -> tuple[str, str]:
+    """The one-line reason and the full text of the trial's latest failure, read now: a retried
+    trial's next failure is appended to the same error file."""
+    return failure_line(trial), last_failure_text(trial)
+
+
+def attempt_failed(client: MlflowClient, run: TrialRun, failure: tuple[str, str], retried: bool) -> None:
+    """Record the failure (`failure_of`) that ended the run's latest attempt; `retried`: Tune
+    starts another."""
     attempt = max(run.attempts, 1)
-    line = failure_line(trial)
+    line, text = failure
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / f"attempt-{attempt}.txt"
-        path.write_text(f"attempt {attempt} {line}\n\n{last_failure_text(trial)}\n")
+        path.write_text(f"attempt {attempt} {line}\n\n{text}\n")
         client.log_artifact(run.run_id, str(path), ERRORS_ARTIFACT_DIR)
     tags = [RunTag(FAILURE_OF_ATTEMPT.format(attempt=attempt), line[:TAG_LIMIT]),
             RunTag(LAST_FAILURE, line[:TAG_LIMIT])]
