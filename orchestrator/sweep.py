@@ -299,7 +299,7 @@ def run(
         task_reference=prepared.task_reference, data_dir=prepared.data_location,
         max_epochs=prepared.max_epochs, metric=metric, mode=mode, health=spec.health,
     )
-    trainable = tune.with_resources(trainable_of(task.name, plan), trial_resources(options))
+    trainable = registered_trainable(task.name, plan, trial_resources(options))
     watch = InterruptWatch(options.resume_hint())
     # One live table at a time fits a terminal; tasks side by side print lines.
     display = ProgressDisplay(task.name, ledger, console, live=stop is None)
@@ -360,16 +360,25 @@ def run(
     return TaskSweep(ledger, tracker, interrupted)
 
 
-def trainable_of(task_name: str, plan: TrialPlan) -> Any:
-    """`run_trial` with this task's plan, registered under a name of its own.
+def registered_trainable(task_name: str, plan: TrialPlan, resources: dict[str, float]) -> str:
+    """Register `run_trial` with this task's plan and resources under a name of the task's own;
+    returns the name, which the task's Tuner is given.
 
-    Tune registers a trainable under its `__name__` in one registry per Ray job, and a trial
-    looks its trainable up by that name: two tasks swept at once under the same name would run
+    Tune keeps trainables in one registry per Ray job, and a trial looks its trainable up by
+    name: tasks swept at once under one name (Tune takes the function's `__name__`) would run
     each other's plan. The name is fixed per task, so a resumed sweep finds its trainable.
+    That registry is not thread-safe (two threads registering at once break its flush), so
+    trainables are registered here, one at a time, and Tune is handed the name only.
     """
-    trainable = tune.with_parameters(run_trial, plan=plan)
-    trainable.__name__ = f"run_trial_{task_name}"
-    return trainable
+    name = f"run_trial_{task_name}"
+    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), resources)
+    trainable.__name__ = name
+    with _REGISTERING:
+        tune.register_trainable(name, trainable)
+    return name
+
+
+_REGISTERING = threading.Lock()
 
 
 def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:
