@@ -60,6 +60,14 @@ class SweepUse:
     def slot_use(self, slots: int) -> float:
         return self.busy / (slots * self.wall)
 
+    def idle_in_tail(self, slots: int) -> float:
+        """Idle slot-seconds after the last trial started: no trial was left to run on them."""
+        last_start = max(start for start, _ in self.intervals)
+        end = max(end for _, end in self.intervals)
+        busy_after = sum(end_ - max(start, last_start) for start, end_ in self.intervals
+                         if end_ > last_start)
+        return slots * (end - last_start) - busy_after
+
 
 def start_cluster(nodes: int, slots_per_node: int):
     """A head without CPUs (no trial runs there) and `nodes` nodes of `slots_per_node` slots."""
@@ -123,15 +131,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots-per-node", type=int, default=2)
     parser.add_argument("--task", action="append", help="task to sweep; repeat [every built-in]")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the sweeps' data, results and MLflow store here [a temporary directory]")
     args = parser.parse_args(argv)
     tasks = args.task or builtin_task_names()
     slots = args.nodes * args.slots_per_node
     cluster = start_cluster(args.nodes, args.slots_per_node)
     uses = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-cluster-use-") as workdir:
+        with tempfile.TemporaryDirectory(prefix="bench-cluster-use-") as temporary:
+            workdir = args.workdir or Path(temporary)
+            workdir.mkdir(parents=True, exist_ok=True)
             for mode in MODES:
-                uses.append(sweep(mode, cluster.address, Path(workdir), tasks, args.trials,
+                uses.append(sweep(mode, cluster.address, workdir.resolve(), tasks, args.trials,
                                   args.max_epochs))
     finally:
         ray.shutdown()
@@ -139,11 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{len(tasks)} tasks x {args.trials} trials, up to {args.max_epochs} epochs each; "
           f"{args.nodes} nodes x {args.slots_per_node} slots; {os.cpu_count()} cores")
     print("| mode | trials | wall s (first trial start to last end) | busy slot-s | slot use "
-          "| command s |")
-    print("|---|---|---|---|---|---|")
+          "| idle slot-s before the last trial start / after | command s |")
+    print("|---|---|---|---|---|---|---|")
     for use in uses:
+        idle = slots * use.wall - use.busy
+        tail = use.idle_in_tail(slots)
         print(f"| {use.mode} | {len(use.intervals)} | {use.wall:.1f} | {use.busy:.1f} | "
-              f"{use.slot_use(slots):.2f} | {use.command_seconds:.0f} |")
+              f"{use.slot_use(slots):.2f} | {idle - tail:.0f} / {tail:.0f} | "
+              f"{use.command_seconds:.0f} |")
     at_once, one_by_one = uses
     print(f"\nall at once: {at_once.wall / one_by_one.wall:.2f}x the wall time of one at a time")
 
