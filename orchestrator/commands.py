@@ -21,8 +21,7 @@ from orchestrator.preflight import preflight_all
 from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.tracking import open_experiment
 from orchestrator.sweep import (
-    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
-    trials_at_once)
+    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run)
 
 
 def run_sweeps(
@@ -53,14 +52,6 @@ def run_sweeps(
     check_every_node(alive_nodes(), [one.data_location for one in prepared], options.gpus_per_trial)
 
     if len(prepared) > 1 and not options.one_at_a_time:
-        # Tune stages one trial at a time per experiment with a searcher of its own (its
-        # TUNE_MAX_PENDING_TRIALS_PG): a task then starts one worker at a time, and when few
-        # tasks are left their slots wait for it. Beside other tasks each may stage as many
-        # trials as the cluster runs at once, so a freed slot finds a trial waiting for it.
-        import ray
-
-        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(trials_at_once(options, nodes)))
         for one in prepared:
             _announce(one, options, console)
         swept_tasks = sweep_side_by_side(

@@ -221,17 +221,6 @@ def check_resources(options: SweepOptions, node_resources: list[dict[str, float]
                 "lower the amount or add larger nodes")
 
 
-def trials_at_once(options: SweepOptions, node_resources: list[dict[str, float]]) -> int:
-    """How many trials the nodes can run at once with the per-trial resources (at least 1)."""
-    wanted = {"CPU": options.cpus_per_trial, "GPU": options.gpus_per_trial,
-              **dict(options.resources_per_trial)}
-    wanted = {kind: amount for kind, amount in wanted.items() if amount > 0}
-    if not wanted:
-        return max(1, options.trials)
-    return max(1, sum(int(min(node.get(kind, 0.0) / amount for kind, amount in wanted.items()))
-                      for node in node_resources))
-
-
 def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
                console: Console) -> PreparedSweep:
     """Write the demo data on first use and, on a cluster, put it where every node reads it.

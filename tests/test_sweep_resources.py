@@ -5,8 +5,7 @@ the cluster has that much of it."""
 import pytest
 
 from orchestrator.sweep import (
-    SweepOptions, UsageError, check_resources, parse_resource_per_trial, trial_resources,
-    trials_at_once)
+    SweepOptions, UsageError, check_resources, parse_resource_per_trial, trial_resources)
 
 NODES = [{"CPU": 4.0, "GPU": 1.0, "slot": 2.0, "accelerator_type:A100": 1.0}, {"CPU": 8.0}]
 
@@ -42,11 +41,3 @@ def test_more_of_a_resource_than_any_node_has_is_refused_with_the_largest():
     with pytest.raises(UsageError, match=r"--resource-per-trial slot=3 is more than any node has "
                                          r"\(largest node: 2 slot\)"):
         check_resources(options, NODES)
-
-
-def test_trials_at_once_counts_what_each_node_fits_of_every_resource_asked():
-    one_slot = SweepOptions(name="s", cpus_per_trial=1, resources_per_trial=(("slot", 1.0),))
-    assert trials_at_once(one_slot, NODES) == 2  # the slots of the first node; the second has none
-    cpus_only = SweepOptions(name="s", cpus_per_trial=3)
-    assert trials_at_once(cpus_only, NODES) == 1 + 2
-    assert trials_at_once(SweepOptions(name="s", cpus_per_trial=16), NODES) == 1  # never 0
