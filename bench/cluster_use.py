@@ -15,7 +15,7 @@ trial's start to the last trial's end (Ray's and the preflight's start-up left o
 same for both modes). Slots stay idle when the tasks left have fewer trials to run than there
 are slots (a task's last ASHA rungs), and between two tasks run one after another.
 
-    python -m bench.cluster_use [--trials 8] [--max-epochs 2] [--nodes 2] [--slots-per-node 2]
+    python -m bench.cluster_use [--trials 8] [--max-epochs 4] [--nodes 2] [--slots-per-node 2]
 
 The demos' data is written once, in a temporary directory, before the first sweep's trials.
 """
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8, help="trials per task")
-    parser.add_argument("--max-epochs", type=int, default=2, help="epoch budget per trial")
+    parser.add_argument("--max-epochs", type=int, default=4, help="epoch budget per trial")
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots-per-node", type=int, default=2)
     parser.add_argument("--task", action="append", help="task to sweep; repeat [every built-in]")
