@@ -5,7 +5,8 @@ The cluster (`ray.cluster_utils.Cluster`, all on this machine): a head that runs
 `--nodes` worker nodes, each declaring `--slots-per-node` units of a custom resource `slot` (a
 GPU stand-in) and as many CPUs. Every trial reserves one slot (`--resource-per-trial slot=1`)
 and one CPU. The built-in demo tasks are swept twice through the real CLI against that cluster,
-`--trials` trials each of at most `--max-epochs` epochs: all at once (the default), then
+`--trials` trials each of at most `--max-epochs` epochs (0: the spaces' budgets): all at once
+(the default), then
 `--one-at-a-time`.
 
 Printed per mode: slot use = busy slot-seconds / (slots x wall seconds), where a trial is busy
@@ -82,12 +83,13 @@ def start_cluster(nodes: int, slots_per_node: int):
 
 
 def sweep(mode: str, address: str, workdir: Path, tasks: list[str], trials: int,
-          max_epochs: int) -> SweepUse:
+          max_epochs: int | None) -> SweepUse:
     """Run `orchestrate sweep` of the tasks against the cluster; its trials' times from MLflow."""
     executable = str(Path(sys.executable).parent / "orchestrate")
     name = mode.replace(" ", "-")
     command = [executable, "sweep", *[arg for task in tasks for arg in ("--task", task)],
-               "--trials", str(trials), "--max-epochs", str(max_epochs), "--address", address,
+               "--trials", str(trials), *(["--max-epochs", str(max_epochs)] if max_epochs else []),
+               "--address", address,
                "--cpus-per-trial", "1", "--resource-per-trial", f"{SLOT}=1", "--name", name,
                *MODES[mode]]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8, help="trials per task")
-    parser.add_argument("--max-epochs", type=int, default=4, help="epoch budget per trial")
+    parser.add_argument("--max-epochs", type=int, default=4,
+                        help="epoch budget per trial; 0: each task's space's own (4 to 8 epochs)")
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--slots-per-node", type=int, default=2)
     parser.add_argument("--task", action="append", help="task to sweep; repeat [every built-in]")
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         ray.shutdown()
         cluster.shutdown()
-    print(f"\n{len(tasks)} tasks x {args.trials} trials, up to {args.max_epochs} epochs each; "
+    budget = f"up to {args.max_epochs} epochs" if args.max_epochs else "each space's epoch budget"
+    print(f"\n{len(tasks)} tasks x {args.trials} trials, {budget} each; "
           f"{args.nodes} nodes x {args.slots_per_node} slots; {os.cpu_count()} cores")
     print("| mode | trials | wall s (first trial start to last end) | busy slot-s | slot use "
           "| idle slot-s before the last trial start / after | command s |")
