@@ -6,8 +6,7 @@ The cluster (`ray.cluster_utils.Cluster`, all on this machine): a head that runs
 GPU stand-in) and as many CPUs. Every trial reserves one slot (`--resource-per-trial slot=1`)
 and one CPU. The built-in demo tasks are swept twice through the real CLI against that cluster,
 `--trials` trials each of at most `--max-epochs` epochs (0: the spaces' budgets): all at once
-(the default), then
-`--one-at-a-time`.
+(the default), then `--one-at-a-time`.
 
 Printed per mode: slot use = busy slot-seconds / (slots x wall seconds), where a trial is busy
 from Ray Tune's start of the trial to its end (complete, pruned, stopped or failed), as the
