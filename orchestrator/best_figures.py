@@ -60,14 +60,17 @@ def draw_leaders(
 ) -> list[str]:
     """Draw the FIGURE_TRIALS best trials of the ledger that have a checkpoint, side by side.
 
-    checkpoints: trial id -> its latest checkpoint; resources: a trial's ("cpu", "gpu");
+    checkpoints: trial id -> its latest checkpoint; resources: a trial's ("cpu", "gpu" and
+    custom resources, as sweep.trial_resources gives them);
     log_figures(trial_id, pngs) puts a drawing in the trial's run. Returns one line per
     drawing that failed (a plot never fails a sweep).
     """
     leaders = [outcome for outcome in ledger.leaders(FIGURE_TRIALS)
                if checkpoints.get(outcome.trial_id) is not None]
+    custom = {name: amount for name, amount in resources.items() if name not in ("cpu", "gpu")}
     draw = ray.remote(draw_best_epoch).options(
-        num_cpus=resources.get("cpu", 1.0), num_gpus=resources.get("gpu", 0.0), max_retries=0)
+        num_cpus=resources.get("cpu", 1.0), num_gpus=resources.get("gpu", 0.0),
+        resources=custom, max_retries=0)
     pending = {
         outcome.trial_id: draw.remote(task_reference, data_location, outcome.config,
                                       checkpoints[outcome.trial_id])

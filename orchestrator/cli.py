@@ -118,7 +118,13 @@ def sweep(
     address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. auto [start a local Ray]"),
     cpus_per_trial: float = typer.Option(1.0, min=0.0, help="CPUs reserved per trial (fractions allowed)"),
     gpus_per_trial: float = typer.Option(0.0, min=0.0, help="GPUs reserved per trial (fractions pack trials on a GPU)"),
-    concurrency: Optional[int] = typer.Option(None, min=1, help="max trials at once [as many as resources allow]"),
+    resource_per_trial: Optional[list[str]] = typer.Option(
+        None, metavar="NAME=AMOUNT", help="a Ray custom resource each trial reserves, NAME=AMOUNT, e.g. A100=1 "
+        "(one the nodes declare); repeat for several"),
+    concurrency: Optional[int] = typer.Option(None, min=1, help="max trials at once, per task [as many as resources allow]"),
+    one_at_a_time: bool = typer.Option(
+        False, "--one-at-a-time",
+        help="sweep several tasks one after another [all at once, sharing the cluster]"),
     seed: int = typer.Option(0, help="seed of the Optuna sampler and the demo data"),
     name: Optional[str] = typer.Option(None, help="sweep name; reuse it with --resume [sweep-<timestamp>]"),
     resume: bool = typer.Option(False, help="continue the sweep called --name after an interruption"),
@@ -129,22 +135,27 @@ def sweep(
 ) -> None:
     """Run a hyperparameter sweep for each task: Optuna samples, ASHA prunes, guards stop, MLflow records."""
     from orchestrator.commands import run_sweeps
-    from orchestrator.sweep import SweepOptions, default_sweep_name
+    from orchestrator.sweep import SweepOptions, default_sweep_name, parse_resource_per_trial
 
     if resume and not name:
         print("error: --resume needs the --name of the sweep to continue", file=sys.stderr)
         raise typer.Exit(2)
     name = name or default_sweep_name()
-    options = SweepOptions(
-        name=name, trials=trials, max_epochs=max_epochs,
-        storage=storage or os.environ.get("ORCHESTRATE_STORAGE") or DEFAULT_STORAGE,
-        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, concurrency=concurrency,
-        seed=seed, resume=resume, max_failures=max_failures, allow_data_leak=allow_data_leak,
-        debug=debug, resume_command=_resume_command(name),
-    )
-    _run_reporting_errors(debug, lambda: run_sweeps(
-        task or builtin_task_names(), space, data_dir, options, _tracking_uri(tracking_uri),
-        address, console))
+
+    def body() -> None:
+        resources = dict(parse_resource_per_trial(text) for text in resource_per_trial or [])
+        options = SweepOptions(
+            name=name, trials=trials, max_epochs=max_epochs,
+            storage=storage or os.environ.get("ORCHESTRATE_STORAGE") or DEFAULT_STORAGE,
+            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+            resources_per_trial=tuple(resources.items()), concurrency=concurrency,
+            seed=seed, resume=resume, max_failures=max_failures, allow_data_leak=allow_data_leak,
+            debug=debug, one_at_a_time=one_at_a_time, resume_command=_resume_command(name),
+        )
+        run_sweeps(task or builtin_task_names(), space, data_dir, options,
+                   _tracking_uri(tracking_uri), address, console)
+
+    _run_reporting_errors(debug, body)
 
 
 @app.command()

@@ -6,11 +6,13 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
+from orchestrator.concurrent_sweeps import sweep_side_by_side
 from orchestrator.interruption import SweepInterrupted, quiet_tune_interruption_logs
 from orchestrator.local_ray import keep_on_loopback, listens_on_loopback_only
 from orchestrator.node_check import check_every_node
@@ -31,7 +33,8 @@ def run_sweeps(
     address: str | None,
     console: Console,
 ) -> None:
-    """Sweep the named tasks one after another; all input is checked before Ray starts."""
+    """Sweep the named tasks, all at once on the one Ray cluster (each its own Tune experiment)
+    or, with options.one_at_a_time, one after another; all input is checked before Ray starts."""
     if len(task_names) > 1 and (space or data_dir):
         raise UsageError("--space and --data-dir apply to one task; pass a single --task with them")
     if not task_names:
@@ -48,35 +51,26 @@ def run_sweeps(
     # Every alive node reads the data (and can use its GPUs) before any trial starts there.
     check_every_node(alive_nodes(), [one.data_location for one in prepared], options.gpus_per_trial)
 
-    summaries = []
-    ledgers = []
-    failed_logging: list[str] = []
-    interrupted = None  # the task a Ctrl-C stopped
-    for one in prepared:
-        console.print(
-            f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
-            f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_location}",
-            highlight=False, markup=False, soft_wrap=True,
-        )
-        swept = run(one, options, client, experiment_ids[one.task.name], console)
-        ledger = swept.ledger
-        failed_logging += swept.tracker.failed_calls
-        ledgers.append((one, ledger))
-        counts = ledger.counts()
-        winner = ledger.best()
-        summaries.append({
-            "task": one.task.name,
-            "trials": len(ledger.trials),
-            **counts,
-            "stopped": _stopped_text(ledger),
-            "best": (f"none: {ledger.why_no_winner()}" if winner is None
-                     else f"{winner.best_metric:.4f} ({winner.trial_id})"),
-            "best_config": "" if winner is None else config_text(
-                {k: v for k, v in winner.config.items() if k not in one.spec.fixed}),
-        })
-        if swept.interrupted:
-            interrupted = one
-            break
+    if len(prepared) > 1 and not options.one_at_a_time:
+        for one in prepared:
+            _announce(one, options, console)
+        swept_tasks = sweep_side_by_side(
+            [one.task.name for one in prepared],
+            lambda index, stop: run(prepared[index], options, client,
+                                    experiment_ids[prepared[index].task.name], console, stop),
+            options.resume_hint())
+    else:
+        swept_tasks = []
+        for one in prepared:
+            _announce(one, options, console)
+            swept_tasks.append(run(one, options, client, experiment_ids[one.task.name], console))
+            if swept_tasks[-1].interrupted:
+                break
+
+    ledgers = [(one, swept.ledger) for one, swept in zip(prepared, swept_tasks)]
+    failed_logging = [line for swept in swept_tasks for line in swept.tracker.failed_calls]
+    interrupted = [(one, swept.ledger) for one, swept in zip(prepared, swept_tasks) if swept.interrupted]
+    summaries = [_summary_row(one, ledger) for one, ledger in ledgers]
     print_full_width(console, summary_table(summaries))
     for one, ledger in ledgers:
         for outcome in ledger.trials.values():
@@ -92,9 +86,9 @@ def run_sweeps(
         console.print(f"[yellow]{len(failed_logging)} MLflow calls failed; these logs are missing:[/]")
         for line in failed_logging:
             console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    if interrupted is not None:
+    if interrupted:
         not_started = [one.task.name for one in prepared[len(ledgers):]]
-        for line in _interruption_text(interrupted, ledgers[-1][1], options, not_started):
+        for line in _interruption_text(interrupted, options, not_started):
             console.print(line, highlight=False, markup=False, soft_wrap=True)
         raise SweepInterrupted(options.resume_hint())
     if no_winner:
@@ -105,17 +99,50 @@ class SweepFailed(RuntimeError):
     """A task's sweep produced no trial that finished well; the message is one line for a user."""
 
 
-def _interruption_text(task_sweep: PreparedSweep, ledger, options: SweepOptions,
+def _announce(one: PreparedSweep, options: SweepOptions, console: Console) -> None:
+    console.print(
+        f"[{one.task.name}] sweeping {options.trials} trials of up to {one.max_epochs} epochs "
+        f"({one.spec.metric}, {one.spec.mode}); space {one.space_path}, data {one.data_location}",
+        highlight=False, markup=False, soft_wrap=True,
+    )
+
+
+def _summary_row(one: PreparedSweep, ledger) -> dict[str, Any]:
+    """The summary table's row of a task (progress.summary_table)."""
+    winner = ledger.best()
+    return {
+        "task": one.task.name,
+        "trials": len(ledger.trials),
+        **ledger.counts(),
+        "stopped": _stopped_text(ledger),
+        "best": (f"none: {ledger.why_no_winner()}" if winner is None
+                 else f"{winner.best_metric:.4f} ({winner.trial_id})"),
+        "best_config": "" if winner is None else config_text(
+            {k: v for k, v in winner.config.items() if k not in one.spec.fixed}),
+    }
+
+
+def _interruption_text(interrupted: list[tuple[PreparedSweep, Any]], options: SweepOptions,
                        not_started: list[str]) -> list[str]:
-    """What an interrupted sweep did and did not do, and the command that continues it."""
-    in_flight = ledger.counts()["running"]
-    unsampled = max(0, options.trials - len(ledger.trials))
-    parts = [f"{in_flight} trial{'s' if in_flight != 1 else ''} in flight stopped (each resumes "
-             "from its last checkpoint)", f"{unsampled} not started"]
+    """What an interrupted sweep did and did not do, per task it stopped, and the command that
+    continues it."""
+    per_task = []
+    for task_sweep, ledger in interrupted:
+        in_flight = ledger.counts()["running"]
+        unsampled = max(0, options.trials - len(ledger.trials))
+        per_task.append(
+            f"{task_sweep.task.name}: {in_flight} trial{'s' if in_flight != 1 else ''} in flight "
+            f"stopped (each resumes from its last checkpoint), {unsampled} not started")
     tasks = f"; tasks not started: {', '.join(not_started)}" if not_started else ""
+    if len(interrupted) == 1:
+        name = interrupted[0][0].task.name
+        during = f"during task {name}: " + per_task[0].removeprefix(f"{name}: ")
+    else:
+        during = f"during tasks {', '.join(one.task.name for one, _ in interrupted)}: " + "; ".join(per_task)
     return [
-        f"Sweep interrupted (Ctrl-C) during task {task_sweep.task.name}: {', '.join(parts)}{tasks}. "
-        "MLflow marks the stopped trials and the sweep run as interrupted (KILLED).",
+        f"Sweep interrupted (Ctrl-C) {during}{tasks}. "
+        f"MLflow marks the stopped trials and the sweep run{'s' if len(interrupted) > 1 else ''} "
+        "as interrupted (KILLED).",
         "Continue it with:",
         f"  {options.resume_hint()}",
     ]

@@ -3,7 +3,9 @@
 Ray Tune catches the first SIGINT itself: it stops the trials in flight (each keeps its last
 checkpoint), saves the experiment so that `--resume` continues it, and returns as if the sweep
 had ended. `InterruptWatch`, a Tune callback, notices that SIGINT so the sweep can end as
-interrupted (exit code 130), and makes a second Ctrl-C end the process at once.
+interrupted (exit code 130), and makes a second Ctrl-C end the process at once. Tasks swept
+side by side run in threads, where Tune catches no signal: `CtrlCStopsAll` catches it in the
+main thread and stops them all the same way (orchestrator/concurrent_sweeps.py).
 """
 
 from __future__ import annotations
@@ -83,10 +85,42 @@ class InterruptWatch(tune.Callback):
 
     def quit_at_once(self, signum, frame) -> None:
         """A second Ctrl-C: end now. MLflow runs still RUNNING are reopened by the resume."""
-        sys.stderr.write(f"\nSecond Ctrl-C: quitting now. Continue the sweep with:\n"
-                         f"  {self.resume_command}\n")
+        quit_at_once(self.resume_command)
+
+
+def quit_at_once(resume_command: str) -> None:
+    """End the process now (a second Ctrl-C), saying how to continue the sweep."""
+    sys.stderr.write(f"\nSecond Ctrl-C: quitting now. Continue the sweep with:\n"
+                     f"  {resume_command}\n")
+    sys.stderr.flush()
+    if sys.stdout.isatty():
+        sys.stdout.write("\x1b[?25h")  # the live table hid the cursor
+        sys.stdout.flush()
+    os._exit(EXIT_CODE)
+
+
+class CtrlCStopsAll:
+    """Ctrl-C for tasks swept side by side (orchestrator/concurrent_sweeps.py), in the main
+    thread: the first sets `stop`, which every task's experiment watches; a second quits.
+
+    Use as a context manager around the sweeps; it puts back the handler it found.
+    """
+
+    def __init__(self, resume_command: str):
+        self.resume_command = resume_command
+        self.stop = threading.Event()
+        self.handler_before: Any = None
+
+    def __enter__(self) -> "CtrlCStopsAll":
+        self.handler_before = signal.signal(signal.SIGINT, self._first_interrupt)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        signal.signal(signal.SIGINT, self.handler_before)
+
+    def _first_interrupt(self, signum, frame) -> None:
+        signal.signal(signal.SIGINT, lambda signum, frame: quit_at_once(self.resume_command))
+        self.stop.set()
+        sys.stderr.write("\nCtrl-C: stopping the sweep of every task; the trials in flight keep "
+                         "their last checkpoint (Ctrl-C again to quit at once)\n")
         sys.stderr.flush()
-        if sys.stdout.isatty():
-            sys.stdout.write("\x1b[?25h")  # the live table hid the cursor
-            sys.stdout.flush()
-        os._exit(EXIT_CODE)

@@ -49,21 +49,24 @@ def trials_table(task_name: str, ledger: OutcomeLedger) -> Table:
 class ProgressDisplay(tune.Callback):
     """Shows the sweep's progress from the ledger. Place it after the LedgerCallback."""
 
-    def __init__(self, task_name: str, ledger: OutcomeLedger, console: Console):
+    def __init__(self, task_name: str, ledger: OutcomeLedger, console: Console, live: bool = True):
+        """live: redraw a table in place on a terminal; False: one line per event everywhere
+        (tasks swept side by side share the terminal, and a terminal holds one live table)."""
         self.task_name, self.ledger, self.console = task_name, ledger, console
+        self.use_live = live
         self.live: Live | None = None
         self.last_draw = 0.0
 
     # Tune pickles its callbacks with the experiment state; consoles and live displays hold
     # locks and belong to this process anyway.
     def __getstate__(self) -> dict[str, Any]:
-        return {"task_name": self.task_name, "ledger": self.ledger}
+        return {"task_name": self.task_name, "ledger": self.ledger, "use_live": self.use_live}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["task_name"], state["ledger"], Console())
+        self.__init__(state["task_name"], state["ledger"], Console(), state.get("use_live", True))
 
     def setup(self, **info):
-        if self.console.is_terminal:
+        if self.use_live and self.console.is_terminal:
             self.live = Live(console=self.console, auto_refresh=False, transient=False)
             self.live.start()
 

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import datetime
+import math
 import signal
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,12 +55,15 @@ class SweepOptions:
     storage: str = DEFAULT_STORAGE
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    # Ray custom resources every trial also reserves, e.g. (("A100", 1.0),): --resource-per-trial
+    resources_per_trial: tuple[tuple[str, float], ...] = ()
     concurrency: int | None = None
     seed: int = 0
     resume: bool = False
     max_failures: int = 2
     allow_data_leak: bool = False
     debug: bool = False  # Ray Tune's own error logs (tracebacks) reach the terminal
+    one_at_a_time: bool = False  # several tasks: sweep them one after another, not at once
     resume_command: str = ""  # the command line that continues this sweep [a minimal one]
 
     def resume_hint(self) -> str:
@@ -164,16 +169,57 @@ def prepare(
         data_location=location, default_data=default_data)
 
 
+# Resources with flags of their own; --resource-per-trial names the others.
+RESOURCE_FLAGS = {"CPU": "--cpus-per-trial", "GPU": "--gpus-per-trial", "memory": None,
+                  "object_store_memory": None}
+
+
+def parse_resource_per_trial(text: str) -> tuple[str, float]:
+    """`NAME=AMOUNT` (a Ray custom resource, e.g. `A100=1` or `accelerator_type:A100=0.5`) ->
+    (NAME, AMOUNT); UsageError for anything else."""
+    name, equals, amount_text = text.rpartition("=")
+    try:
+        amount = float(amount_text)
+    except ValueError:
+        amount = math.nan
+    if not equals or not name.strip() or not math.isfinite(amount) or amount <= 0:
+        raise UsageError(
+            f"--resource-per-trial {text!r}: expected NAME=AMOUNT with a positive AMOUNT, "
+            "e.g. --resource-per-trial A100=1 (a custom resource the cluster's nodes declare)")
+    name = name.strip()
+    if name in RESOURCE_FLAGS or name.lower() in ("cpu", "gpu"):
+        flag = RESOURCE_FLAGS.get(name) or RESOURCE_FLAGS.get(name.upper())
+        instead = f"use {flag}" if flag else "Ray manages it"
+        raise UsageError(f"--resource-per-trial {text!r}: {name} is not a custom resource; {instead}")
+    return name, amount
+
+
+def trial_resources(options: SweepOptions) -> dict[str, float]:
+    """What Ray reserves for every trial: `cpu`, `gpu` and the custom resources."""
+    return {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial,
+            **dict(options.resources_per_trial)}
+
+
 def check_resources(options: SweepOptions, node_resources: list[dict[str, float]]) -> None:
     """Refuse per-trial resources that no node of the cluster can ever satisfy."""
-    for kind, wanted in (("CPU", options.cpus_per_trial), ("GPU", options.gpus_per_trial)):
+    wanted_by_flag = [("CPU", options.cpus_per_trial, "--cpus-per-trial"),
+                      ("GPU", options.gpus_per_trial, "--gpus-per-trial")]
+    wanted_by_flag += [(name, amount, f"--resource-per-trial {name}={amount:g}")
+                       for name, amount in options.resources_per_trial]
+    for kind, wanted, flag in wanted_by_flag:
         largest = max((node.get(kind, 0.0) for node in node_resources), default=0.0)
         if wanted > largest:
-            flag = "--cpus-per-trial" if kind == "CPU" else "--gpus-per-trial"
+            if kind in ("CPU", "GPU"):
+                raise UsageError(
+                    f"{flag} {wanted:g} is more than any node has (largest node: {largest:g} "
+                    f"{kind}); lower {flag} or add larger nodes")
+            if largest == 0:
+                raise UsageError(
+                    f"{flag}: no node of the cluster has the resource {kind!r}; name one a node "
+                    "declares (ray start --resources) or leave the flag out")
             raise UsageError(
-                f"{flag} {wanted:g} is more than any node has (largest node: {largest:g} {kind}); "
-                f"lower {flag} or add larger nodes"
-            )
+                f"{flag} is more than any node has (largest node: {largest:g} {kind}); "
+                "lower the amount or add larger nodes")
 
 
 def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
@@ -205,9 +251,14 @@ def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
 
 def run(
     prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
-    console: Console,
+    console: Console, stop: threading.Event | None = None,
 ) -> TaskSweep:
-    """Run one task's sweep to its end or to a Ctrl-C (orchestrator/interruption.py)."""
+    """Run one task's sweep to its end or to a Ctrl-C (orchestrator/interruption.py).
+
+    In the main thread Ray Tune catches Ctrl-C itself. Beside other tasks (a thread of its
+    own, orchestrator/concurrent_sweeps.py) the sweep stops when `stop` is set, as Tune stops
+    on a Ctrl-C, and ends as interrupted; its progress is then one line per event.
+    """
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
     if prepared.make_demo_data:
@@ -249,12 +300,11 @@ def run(
         task_reference=prepared.task_reference, data_dir=prepared.data_location,
         max_epochs=prepared.max_epochs, metric=metric, mode=mode, health=spec.health,
     )
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, plan=plan),
-        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
-    )
+    trainable = registered_trainable(task.name, plan, trial_resources(options))
     watch = InterruptWatch(options.resume_hint())
-    callbacks = [LedgerCallback(ledger), tracker, ProgressDisplay(task.name, ledger, console), watch]
+    # One live table at a time fits a terminal; tasks side by side print lines.
+    display = ProgressDisplay(task.name, ledger, console, live=stop is None)
+    callbacks = [LedgerCallback(ledger), tracker, display, watch]
     experiment_dir = prepared.experiment_dir(options)
     if options.resume and tune.Tuner.can_restore(experiment_dir):
         tuner = tune.Tuner.restore(
@@ -290,6 +340,7 @@ def run(
             ),
         )
     final_results, interrupted = None, False
+    in_main_thread = threading.current_thread() is threading.main_thread()
     handler_before = signal.getsignal(signal.SIGINT)
     try:
         grid = tuner.fit()
@@ -299,14 +350,14 @@ def run(
                 result.checkpoint)
             for result in grid
         }
-        if not watch.interrupted:
+        if not (watch.interrupted or (stop is not None and stop.is_set())):
             _draw_best_trials(prepared, ledger, final_results, options, tracker, console)
     except KeyboardInterrupt:  # a Ctrl-C Ray Tune did not catch
         interrupted = True
         raise
     finally:
-        interrupted = interrupted or watch.interrupted
-        if not interrupted:  # Tune leaves its handler installed; a later Ctrl-C must work
+        interrupted = interrupted or watch.interrupted or (stop is not None and stop.is_set())
+        if not interrupted and in_main_thread:  # Tune leaves its handler; a later Ctrl-C must work
             signal.signal(signal.SIGINT, handler_before)
         tracker.end_sweep(final_results, interrupted=interrupted)
     return TaskSweep(ledger, tracker, interrupted)
@@ -323,10 +374,31 @@ def _draw_best_trials(prepared: PreparedSweep, ledger: OutcomeLedger,
                   highlight=False, markup=False, soft_wrap=True)
     problems = draw_leaders(
         ledger, checkpoints, prepared.task_reference, prepared.data_location,
-        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial}, tracker.log_figures)
+        trial_resources(options), tracker.log_figures)
     for line in problems:
         console.print(f"[{prepared.task.name}] warning: {line}", highlight=False, markup=False,
                       soft_wrap=True)
+
+
+def registered_trainable(task_name: str, plan: TrialPlan, resources: dict[str, float]) -> str:
+    """Register `run_trial` with this task's plan and resources under a name of the task's own;
+    returns the name, which the task's Tuner is given.
+
+    Tune keeps trainables in one registry per Ray job, and a trial looks its trainable up by
+    name: tasks swept at once under one name (Tune takes the function's `__name__`) would run
+    each other's plan. The name is fixed per task, so a resumed sweep finds its trainable.
+    That registry is not thread-safe (two threads registering at once break its flush), so
+    trainables are registered here, one at a time, and Tune is handed the name only.
+    """
+    name = f"run_trial_{task_name}"
+    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), resources)
+    trainable.__name__ = name
+    with _REGISTERING:
+        tune.register_trainable(name, trainable)
+    return name
+
+
+_REGISTERING = threading.Lock()
 
 
 def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:

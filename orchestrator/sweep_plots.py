@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +133,20 @@ def study_from_trials(trials: list[TrialRecord], mode: str, spec: SearchSpaceSpe
     return study
 
 
+# Optuna draws through pyplot and sets its global style; tasks swept side by side
+# (orchestrator/concurrent_sweeps.py) end in threads of their own, which draw one at a time.
+_PYPLOT = threading.RLock()
+
+
 def sweep_figures(sweep: SweepRecord) -> dict[str, Figure]:
     """file name -> figure: learning_curves.png always (when any trial reported the metric);
     optimization_history.png, param_importances.png and parallel_coordinate.png when the study
     has enough finished trials for Optuna to draw them (1, 2 with a varying parameter, 1)."""
+    with _PYPLOT:
+        return _sweep_figures(sweep)
+
+
+def _sweep_figures(sweep: SweepRecord) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
     if any(trial.history for trial in sweep.trials):
         figures["learning_curves.png"] = learning_curves(sweep)
@@ -199,10 +210,12 @@ def learning_curves(sweep: SweepRecord) -> Figure:
 def log_sweep_plots(client: MlflowClient, sweep_run_id: str) -> list[str]:
     """Draw the sweep's plots from MLflow and log them on the sweep run under plots/;
     returns the artifact paths logged."""
-    figures = sweep_figures(read_sweep(client, sweep_run_id))
+    sweep = read_sweep(client, sweep_run_id)
     with tempfile.TemporaryDirectory() as directory:
-        for file_name, figure in figures.items():
-            (Path(directory) / file_name).write_bytes(png_bytes(figure))
+        with _PYPLOT:  # rendering reads the style another thread's drawing may be changing
+            figures = sweep_figures(sweep)
+            for file_name, figure in figures.items():
+                (Path(directory) / file_name).write_bytes(png_bytes(figure))
         if figures:
             client.log_artifacts(sweep_run_id, directory, PLOTS_DIR)
     return [f"{PLOTS_DIR}/{file_name}" for file_name in figures]

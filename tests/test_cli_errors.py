@@ -123,6 +123,18 @@ def test_more_gpus_per_trial_than_any_node_has(workdir):
     assert_nothing_written(workdir)
 
 
+def test_resource_per_trial_that_is_not_name_equals_amount(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--resource-per-trial", "A100", cwd=workdir)
+    assert_one_line_error(result, "--resource-per-trial 'A100': expected NAME=AMOUNT")
+    assert_nothing_written(workdir)
+
+
+def test_resource_per_trial_that_no_node_has(workdir):
+    result = orchestrate("sweep", "--task", "retrieval", "--resource-per-trial", "A100=1", cwd=workdir)
+    assert_one_line_error(result, "--resource-per-trial A100=1: no node of the cluster has the resource 'A100'")
+    assert_nothing_written(workdir)
+
+
 def test_unreachable_tracking_server_fails_before_any_trial(workdir):
     result = orchestrate("sweep", "--task", "retrieval", "--tracking-uri", "http://127.0.0.1:9",
                          cwd=workdir, timeout=300)

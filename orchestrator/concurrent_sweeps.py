@@ -1,0 +1,81 @@
+"""Several tasks' sweeps at once on one Ray cluster: a thread per task, one Ctrl-C for all.
+
+Each task's Tune experiment (`sweep.run`) runs in a thread of its own, with its own searcher,
+scheduler and MLflow tracker; Ray places every task's trials on the same cluster, so the slots
+one task leaves idle at its last rungs run another task's trials.
+
+Ctrl-C: Ray Tune ends an experiment on Ctrl-C through an event that its SIGINT handler sets
+(`ray.tune.tune._setup_signal_catching`): the tuning loop stops stepping, saves the experiment
+state with the trials in flight as they are, and stops their workers, each trial keeping its
+last checkpoint, so that a restore continues them. Python lets only the main thread install a
+signal handler, so in a task's thread Tune makes that event and nothing ever sets it. Here the
+main thread catches Ctrl-C (interruption.CtrlCStopsAll) and every task's loop watches the one
+event it sets instead of its own, so each task stops as a lone sweep stops on Ctrl-C and
+`--resume` continues every task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from typing import Callable, Iterator, TypeVar
+
+from orchestrator.interruption import CtrlCStopsAll
+from orchestrator.sweep import UsageError
+
+Result = TypeVar("Result")
+JOIN_POLL_SECONDS = 0.2  # the main thread wakes this often, so a Ctrl-C is handled at once
+
+
+def sweep_side_by_side(task_names: list[str], sweep_one: Callable[[int, threading.Event], Result],
+                       resume_command: str) -> list[Result]:
+    """Run `sweep_one(index, stop)` for every task at once, a thread each; returns their
+    results in task order.
+
+    `stop` is set by a Ctrl-C (every task's experiment then stops, resumable) and when one task
+    raises: the others stop as on a Ctrl-C, and the first error is raised here once all ended.
+    Call from the main thread.
+    """
+    results: dict[int, Result] = {}
+    errors: list[BaseException] = []
+    with CtrlCStopsAll(resume_command) as interrupt, _tune_stops_on(interrupt.stop):
+        def sweep(index: int) -> None:
+            try:
+                results[index] = sweep_one(index, interrupt.stop)
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread
+                errors.append(error)
+                interrupt.stop.set()
+
+        threads = [threading.Thread(target=sweep, args=(index,), name=f"sweep-{name}", daemon=True)
+                   for index, name in enumerate(task_names)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(JOIN_POLL_SECONDS)
+    if errors:
+        raise errors[0]
+    return [results[index] for index in range(len(task_names))]
+
+
+@contextlib.contextmanager
+def _tune_stops_on(stop: threading.Event) -> Iterator[None]:
+    """While inside, a Tune experiment started outside the main thread ends when `stop` is set,
+    as one in the main thread ends on Ctrl-C (the module's docstring says why)."""
+    tune_module = importlib.import_module("ray.tune.tune")
+    own_event = getattr(tune_module, "_setup_signal_catching", None)
+    if own_event is None:  # a Ray other than the one the project pins (pyproject.toml)
+        raise UsageError("this Ray version cannot stop tasks swept side by side on Ctrl-C; "
+                           "pass --one-at-a-time or install the Ray version the project pins")
+
+    def watched_event() -> threading.Event:
+        if threading.current_thread() is threading.main_thread():
+            return own_event()
+        return stop
+
+    tune_module._setup_signal_catching = watched_event
+    try:
+        yield
+    finally:
+        tune_module._setup_signal_catching = own_event
