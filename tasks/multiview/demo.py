@@ -3,11 +3,14 @@
 Layout (tasks/multiview/layouts/mvcnn.py): `<class>/<train|test>/<class>_<NNNN>.obj.shaded_v<VVV>.png`,
 so the default demo runs the real reader, split and pair generation. A class is a body shape (5
 kinds) in a body colour (8 hues, jittered), e.g. `hexagon_teal`; its 32 objects carry a marking
-pattern (8 kinds: stripes, dots, checks, a ring, a cross, ...) in a dark or a light ink, drawn
-coarse or fine, so a classmate is a hard negative that only the marking tells apart (and one
-that differs only in how fine its marking is drawn is hard to tell at 32x32, at an angle). Each object is drawn four times
-at 32x32: v001 from the front (small jitter), v002..v004 at an angle (horizontal squash with
-perspective, shear, rotation, a change of lighting, and in half of them a grey bar in front). As in ModelNet40, objects are numbered per
+pattern (8 kinds: stripes, dots, checks, a ring, a cross, ...) drawn coarse or fine, in bold or
+light strokes, in a darker shade of the body colour (each object its own shade). So a classmate
+is a hard negative that only the marking's texture tells apart: no colour cue says which object
+is which (an encoder pretrained to name shapes and colours sees classmates as nearly the same
+until it is fine-tuned), and one that differs only in how fine or how bold its marking is drawn
+is hard to tell at 32x32, at an angle. Each object is drawn four times at 32x32: v001 from the
+front (small jitter), v002..v004 at an angle (horizontal squash with perspective, shear,
+rotation, a change of lighting, and in a quarter of them a grey bar in front). As in ModelNet40, objects are numbered per
 class and the first ones are train, the last ones test: 26 and 6 per class, 520 and 120 objects;
 the task carves val out of train by object (104 objects), leaving 416 to train.
 """
@@ -46,7 +49,7 @@ BODY_COLOURS = {
     "pink": (200, 70, 140),
 }
 STROKES = {"bold": 1.0, "light": 0.5}  # marking stroke weight factor
-DARK_INK_SHADE = (0.5, 0.65)  # dark ink: the body colour times a factor in this range
+DARK_INK_SHADE = (0.4, 0.75)  # an object's ink: its body colour times a factor in this range
 NOISE_STD = 8.0  # pixel noise of every render
 OCCLUDED_SHARE = 0.25  # angled views with a grey bar (a pole, a table edge) across the object
 
@@ -236,13 +239,13 @@ def make_objects(rng: random.Random) -> list[DemoObject]:
     objects = []
     for shape, colour in rng.sample(combinations, CLASSES):
         body = jittered(BODY_COLOURS[colour], rng, 20)
-        dark = tuple(int(channel * rng.uniform(*DARK_INK_SHADE)) for channel in body)
         markings = [(pattern, scale, stroke) for pattern in PATTERNS for scale in SCALES.values()
                     for stroke in STROKES.values()]
         rng.shuffle(markings)
         for number, (pattern, scale, stroke) in enumerate(markings, start=1):
             split = "train" if number <= TRAIN_OBJECTS_PER_CLASS else "test"
-            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, dark, pattern,
+            ink = tuple(int(channel * rng.uniform(*DARK_INK_SHADE)) for channel in body)
+            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, ink, pattern,
                                       scale, stroke))
     return objects
 
