@@ -5,14 +5,15 @@ so the default demo runs the real reader, split and pair generation. A class is 
 kinds) in a body colour (8 hues, jittered), e.g. `hexagon_teal`; its 32 objects carry a marking
 pattern (8 kinds: stripes, dots, checks, a ring, a cross, ...) drawn coarse or fine, in bold or
 light strokes, in a darker shade of the body colour (each object its own shade). So a classmate
-is a hard negative that only the marking's texture tells apart: no colour cue says which object
-is which (an encoder pretrained to name shapes and colours sees classmates as nearly the same
-until it is fine-tuned), and one that differs only in how fine or how bold its marking is drawn
+is a hard negative that mostly the marking's texture tells apart: the ink's shade is a weak
+colour cue, and an encoder pretrained to name shapes and colours sees classmates as nearly the
+same until it is fine-tuned; one that differs only in how fine or how bold its marking is drawn
 is hard to tell at 32x32, at an angle. Each object is drawn four times at 32x32: v001 from the
 front (small jitter), v002..v004 at an angle (horizontal squash with perspective, shear,
-rotation, a change of lighting, and in a quarter of them a grey bar in front). As in ModelNet40, objects are numbered per
-class and the first ones are train, the last ones test: 26 and 6 per class, 520 and 120 objects;
-the task carves val out of train by object (104 objects), leaving 416 to train.
+rotation, a change of lighting, and in a quarter of them a grey bar in front). As in ModelNet40,
+objects are numbered per class and the first ones are train, the last ones test: 26 and 6 per
+class, 520 and 120 objects; the task carves val out of train by object (104 objects), leaving
+416 to train.
 """
 
 from __future__ import annotations
@@ -233,8 +234,8 @@ def jittered(colour: tuple[int, int, int], rng: random.Random, spread: int) -> t
 
 
 def make_objects(rng: random.Random) -> list[DemoObject]:
-    """Every object: CLASSES classes of distinct (shape, colour, ink), 8 patterns x 2 scales x 2
-    stroke weights each."""
+    """Every object: CLASSES classes of distinct (shape, colour), 8 patterns x 2 scales x 2 stroke
+    weights each, every object in its own shade of ink."""
     combinations = [(shape, colour) for shape in SHAPES for colour in BODY_COLOURS]
     objects = []
     for shape, colour in rng.sample(combinations, CLASSES):
