@@ -9,10 +9,10 @@ import pytest
 from tests.conftest import sweep_demo_and_export
 
 CHANCE_AUROC = 0.5
-# An untrained shared CNN tells the other-class negatives apart by colour but not the same-class
-# ones (val AUROC ~0.7); the pretrained one fine-tuned for 4 epochs reaches ~0.9. 0.75 leaves
-# room for slow machines.
-MIN_BEST_AUROC = 0.75
+# The demo's val negatives are all classmates, told apart mostly by their marking's texture: a
+# broken pipeline sits at 0.5, the pretrained CNN kept near-frozen reaches ~0.6 in 4 epochs, and
+# fine-tuned at a good learning rate ~0.75-0.8 (bench/demo_spread.py). 0.65 says it learnt.
+MIN_BEST_AUROC = 0.65
 
 
 @pytest.mark.slow

@@ -14,16 +14,18 @@ is rendered as
   as red, yellow, blue or white squares on poles, bushes as green or brown blobs.
 
 35% of the scenarios are anomalous: an unusual object (a floating sphere, a ring or low debris
-on the road) stands ahead, its 12-24 points per frame labelled anomaly. In 40% of them both
+on the road) stands ahead, its 6-11 points per frame labelled anomaly (of some 300-800 in the
+scan: subsampled to 128 points, a scene keeps one or two of them, often none). In 40% of them both
 sensors see it: in the cloud as an odd-shaped cluster of medium to high intensity (overlapping
 a car's and a sign plate's, so only shape and place tell), in the image as a blob in a colour
 signs and cars also have (only its round shape and its place, on the road and off the ground,
-tell it apart). In 30% the camera alone sees it (its points look like a car: a box of ordinary
-intensity) and in 30% the LiDAR alone (hidden from the camera, as by glare or occlusion: no
-blob). So each modality alone misses 30% of the anomalies, and bushes (round, at the roadside)
+tell it apart). In 20% the camera alone sees it (its points look like a car: a box of ordinary
+intensity) and in 40% the LiDAR alone (hidden from the camera, as by glare, dark or occlusion:
+no blob). So the camera misses 40% of the anomalies and the LiDAR 20% (and most of a small
+anomaly's few points are lost when a scene is subsampled to few points), and bushes (round, at the roadside)
 are the normal look-alikes of both. A few normal frames carry 1-3 stray anomaly labels on
-ground points (annotation noise, under the scene-label threshold); an anomaly has 12-24 points
-before dropout, so any `min_anomalous_points` from 4 to 10 labels the demo the same.
+ground points (annotation noise, under the scene-label threshold); an anomaly has 6-11 points
+before dropout, so any `min_anomalous_points` from 4 to 6 labels the demo the same.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ EGO_STEP_M = 2.0  # ego travel between two frames
 RANGE_NOISE_M = 0.02  # LiDAR range noise (standard deviation, along the ray)
 LIDAR_DROPOUT = 0.05
 IMAGE_NOISE_STD = 16.0
-ANOMALY_POINTS = (8, 16)  # points of an anomaly per frame, before dropout (high exclusive)
+ANOMALY_POINTS = (6, 12)  # points of an anomaly per frame, before dropout (high exclusive): a
+# small object returns few LiDAR points, so a scene subsampled to few points may keep none of them
 ANOMALY_SCALE = 0.7  # times the anomaly shapes' base sizes
 ANOMALY_INTENSITY = (0.35, 0.95)
 
@@ -58,7 +61,7 @@ BUSH_COLOURS = [(60, 110, 40), (85, 130, 50), (110, 85, 50)]
 ANOMALY_COLOURS = [(215, 35, 35), (240, 200, 30), (30, 70, 200), (200, 200, 200), (45, 45, 50)]
 ROAD_COLOUR = (95, 95, 100)
 # Which sensor sees the anomaly; the probabilities of the three cases.
-VISIBILITY = {"both": 0.4, "camera_only": 0.3, "lidar_only": 0.3}
+VISIBILITY = {"both": 0.4, "camera_only": 0.2, "lidar_only": 0.4}
 AGENT_SHARE = 0.2  # parked cars labelled as agents (class + 100): never anomalies
 
 # AnoVox label colours (anovox-label.yaml color_map ids; Definitions.py agent_car).

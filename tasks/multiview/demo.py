@@ -3,13 +3,17 @@
 Layout (tasks/multiview/layouts/mvcnn.py): `<class>/<train|test>/<class>_<NNNN>.obj.shaded_v<VVV>.png`,
 so the default demo runs the real reader, split and pair generation. A class is a body shape (5
 kinds) in a body colour (8 hues, jittered), e.g. `hexagon_teal`; its 32 objects carry a marking
-pattern (8 kinds: stripes, dots, checks, a ring, a cross, ...) in a dark or a light ink, drawn
-coarse or fine, so a classmate is a hard negative that only the marking tells apart (and one
-that differs only in how fine its marking is drawn is hard to tell at 32x32, at an angle). Each object is drawn four times
-at 32x32: v001 from the front (small jitter), v002..v004 at an angle (horizontal squash with
-perspective, shear, rotation, a change of lighting, and in half of them a grey bar in front). As in ModelNet40, objects are numbered per
-class and the first ones are train, the last ones test: 26 and 6 per class, 520 and 120 objects;
-the task carves val out of train by object (104 objects), leaving 416 to train.
+pattern (8 kinds: stripes, dots, checks, a ring, a cross, ...) drawn coarse or fine, in bold or
+light strokes, in a darker shade of the body colour (each object its own shade). So a classmate
+is a hard negative that mostly the marking's texture tells apart: the ink's shade is a weak
+colour cue, and an encoder pretrained to name shapes and colours sees classmates as nearly the
+same until it is fine-tuned; one that differs only in how fine or how bold its marking is drawn
+is hard to tell at 32x32, at an angle. Each object is drawn four times at 32x32: v001 from the
+front (small jitter), v002..v004 at an angle (horizontal squash with perspective, shear,
+rotation, a change of lighting, and in a quarter of them a grey bar in front). As in ModelNet40,
+objects are numbered per class and the first ones are train, the last ones test: 26 and 6 per
+class, 520 and 120 objects; the task carves val out of train by object (104 objects), leaving
+416 to train.
 """
 
 from __future__ import annotations
@@ -45,10 +49,10 @@ BODY_COLOURS = {
     "teal": (40, 170, 175),
     "pink": (200, 70, 140),
 }
-LIGHT_INK_MIX = 0.4  # light ink: the body colour moved this far towards white
-DARK_INK_SHADE = (0.5, 0.65)  # dark ink: the body colour times a factor in this range
+STROKES = {"bold": 1.0, "light": 0.5}  # marking stroke weight factor
+DARK_INK_SHADE = (0.4, 0.75)  # an object's ink: its body colour times a factor in this range
 NOISE_STD = 8.0  # pixel noise of every render
-OCCLUDED_SHARE = 0.5  # angled views with a grey bar (a pole, a table edge) across the object
+OCCLUDED_SHARE = 0.25  # angled views with a grey bar (a pole, a table edge) across the object
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class DemoObject:
     ink: tuple[int, int, int]
     pattern: str
     scale: float
+    stroke: float
 
 
 def shape_polygon(shape: str, centre: float, radius: float) -> list[tuple[float, float]]:
@@ -79,10 +84,13 @@ def shape_polygon(shape: str, centre: float, radius: float) -> list[tuple[float,
     ]
 
 
-def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...], scale: float = 1.0) -> None:
-    """The marking over the whole canvas, its features `scale` times the coarse size; the body's
-    mask later clips it to the object."""
-    period, width = round(14 * scale), max(2, round(6 * scale))
+def draw_pattern(
+    draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...], scale: float = 1.0, stroke: float = 1.0
+) -> None:
+    """The marking over the whole canvas, its features `scale` times the coarse size and its
+    strokes (lines, dots, squares) `stroke` times the bold weight; the body's mask later clips it
+    to the object."""
+    period, width = round(14 * scale), max(2, round(6 * scale * stroke))
     middle = CANVAS / 2
     if pattern == "horizontal_stripes":
         for y in range(0, CANVAS, period):
@@ -94,26 +102,28 @@ def draw_pattern(draw: ImageDraw.ImageDraw, pattern: str, ink: tuple[int, ...], 
         for offset in range(-CANVAS, CANVAS, period + 4):
             draw.line([(offset, CANVAS), (offset + CANVAS, 0)], fill=ink, width=width)
     elif pattern == "dots":
-        step, radius = round(15 * scale), 4 * scale
+        step, radius = round(15 * scale), 4 * scale * stroke
         for y in range(6, CANVAS, step):
             for x in range(6, CANVAS, step):
                 draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=ink)
     elif pattern == "checks":
         cell = round(11 * scale)
+        side = max(2, round(cell * stroke))
         for y in range(0, CANVAS, cell):
             for x in range(0, CANVAS, cell):
                 if (x // cell + y // cell) % 2 == 0:
-                    draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=ink)
+                    draw.rectangle([x, y, x + side - 1, y + side - 1], fill=ink)
     elif pattern == "ring":
         radius = 14 * scale
         draw.ellipse([middle - radius, middle - radius, middle + radius, middle + radius],
-                     outline=ink, width=round(7 * scale))
+                     outline=ink, width=max(2, round(7 * scale * stroke)))
     elif pattern == "cross":
-        arm = 4 * scale
+        arm = 4 * scale * stroke
         draw.rectangle([middle - arm, 0, middle + arm, CANVAS], fill=ink)
         draw.rectangle([0, middle - arm, CANVAS, middle + arm], fill=ink)
     elif pattern == "half":  # the lower part painted, up to a line that sits lower when fine
-        draw.rectangle([0, middle + (1 - scale) * 20, CANVAS, CANVAS], fill=ink)
+        top = middle + (1 - scale) * 20
+        draw.rectangle([0, top, CANVAS, top + 32 * stroke], fill=ink)
     else:
         raise ValueError(f"unknown pattern {pattern!r}")
 
@@ -123,7 +133,7 @@ def draw_object(item: DemoObject) -> Image.Image:
     mask = Image.new("L", (CANVAS, CANVAS), 0)
     ImageDraw.Draw(mask).polygon(shape_polygon(item.shape, CANVAS / 2, 22), fill=255)
     painted = Image.new("RGBA", (CANVAS, CANVAS), (*item.body, 255))
-    draw_pattern(ImageDraw.Draw(painted), item.pattern, (*item.ink, 255), item.scale)
+    draw_pattern(ImageDraw.Draw(painted), item.pattern, (*item.ink, 255), item.scale, item.stroke)
     layer = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
     layer.paste(painted, (0, 0), mask)
     return layer
@@ -204,7 +214,7 @@ def front_view(layer: Image.Image, rng: random.Random, noise: np.ndarray) -> Ima
 def angled_view(layer: Image.Image, rng: random.Random, noise: np.ndarray) -> Image.Image:
     side = rng.choice((-1, 1))  # turned to the left or to the right
     quad = view_quad(
-        squash=rng.uniform(0.5, 0.75),
+        squash=rng.uniform(0.6, 0.85),
         near_side=1.0 + side * rng.uniform(0.08, 0.2),
         shear=rng.uniform(-0.25, 0.25),
         angle=math.radians(rng.uniform(-25, 25)),
@@ -224,19 +234,20 @@ def jittered(colour: tuple[int, int, int], rng: random.Random, spread: int) -> t
 
 
 def make_objects(rng: random.Random) -> list[DemoObject]:
-    """Every object: CLASSES classes of distinct (shape, colour), 8 patterns x 2 inks x 2 scales each."""
+    """Every object: CLASSES classes of distinct (shape, colour), 8 patterns x 2 scales x 2 stroke
+    weights each, every object in its own shade of ink."""
     combinations = [(shape, colour) for shape in SHAPES for colour in BODY_COLOURS]
     objects = []
     for shape, colour in rng.sample(combinations, CLASSES):
         body = jittered(BODY_COLOURS[colour], rng, 20)
-        dark = tuple(int(channel * rng.uniform(*DARK_INK_SHADE)) for channel in body)
-        light = tuple(int(channel + (255 - channel) * LIGHT_INK_MIX) for channel in body)
-        markings = [(pattern, ink, scale) for pattern in PATTERNS for ink in (dark, light)
-                    for scale in SCALES.values()]
+        markings = [(pattern, scale, stroke) for pattern in PATTERNS for scale in SCALES.values()
+                    for stroke in STROKES.values()]
         rng.shuffle(markings)
-        for number, (pattern, ink, scale) in enumerate(markings, start=1):
+        for number, (pattern, scale, stroke) in enumerate(markings, start=1):
             split = "train" if number <= TRAIN_OBJECTS_PER_CLASS else "test"
-            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, ink, pattern, scale))
+            ink = tuple(int(channel * rng.uniform(*DARK_INK_SHADE)) for channel in body)
+            objects.append(DemoObject(f"{shape}_{colour}", number, split, shape, body, ink, pattern,
+                                      scale, stroke))
     return objects
 
 

@@ -12,7 +12,12 @@ near-collapse at initialisation, so the demo keeps them zero-mean.) The 5 captio
 different templates ("路边有一辆红色的汽车和一只白色的狗", "图中可以看到红色汽车、白色狗", ...)
 that name every object with its colour, and usually the scene. The only link between a caption
 and its image is which prototypes its regions carry, so a matcher must learn words -> region
-directions. Splits train, dev, test and testall (100 images: 5 folds of 20 for the 1K-style
+directions. As in COCO, where many images show the same kind of scene, most images have a near
+duplicate in their split (NEAR_DUPLICATE_SHARE of them come in pairs): the same scene and
+objects with one difference, two objects' colours swapped (红色汽车和白色狗 against 白色汽车和红色狗,
+which only the colour-object binding tells apart), one object's colour changed, or one object
+replaced by another. Retrieving the right one of the two needs every word bound to its region;
+a matcher that pools away which colour goes with which object cannot. Splits train, dev, test and testall (100 images: 5 folds of 20 for the 1K-style
 protocol), one feature row per image (SCAN's im_div 5); no vocabulary json, so the vocabulary
 is built from the training captions.
 """
@@ -51,6 +56,7 @@ SCENES = {  # scene noun -> the phrase for "at that place"
     "广场": "广场上",
 }
 OBJECT_COUNT_WEIGHTS = {1: 0.2, 2: 0.45, 3: 0.35}
+NEAR_DUPLICATE_SHARE = 0.6  # of the images: drawn as a pair, an image and its one-change variant
 TEMPLATES = [
     "{place}有{full_and}",
     "{first_full}在{place}{rest_clause}",
@@ -113,6 +119,45 @@ def draw_image(rng: np.random.Generator) -> tuple[str, list[tuple[str, str]]]:
     return scene, [(str(colour), str(name)) for colour, name in zip(colours, names)]
 
 
+def near_duplicate(
+    rng: np.random.Generator, objects: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The objects with one change: two colours swapped (when two differ), one colour changed,
+    or one object replaced by one the image does not show, with its colour kept."""
+    changes = ["recolour", "replace"]
+    if len({colour for colour, _ in objects}) > 1:
+        changes.append("swap")
+    change = str(rng.choice(changes))
+    changed = list(objects)
+    if change == "swap":
+        while True:
+            i, j = (int(k) for k in rng.choice(len(objects), size=2, replace=False))
+            if objects[i][0] != objects[j][0]:
+                break
+        changed[i], changed[j] = (objects[j][0], objects[i][1]), (objects[i][0], objects[j][1])
+    elif change == "recolour":
+        i = int(rng.integers(len(objects)))
+        colour = str(rng.choice([c for c in COLOURS if c != objects[i][0]]))
+        changed[i] = (colour, objects[i][1])
+    else:
+        i = int(rng.integers(len(objects)))
+        shown = {name for _, name in objects}
+        changed[i] = (objects[i][0], str(rng.choice([n for n in OBJECTS if n not in shown])))
+    return changed
+
+
+def draw_images(rng: np.random.Generator, count: int) -> list[tuple[str, list[tuple[str, str]]]]:
+    """`count` (scene, objects) images; NEAR_DUPLICATE_SHARE of them in adjacent near-duplicate
+    pairs (an image, then its one-change variant), the rest drawn alone."""
+    images: list[tuple[str, list[tuple[str, str]]]] = []
+    while len(images) < count:
+        scene, objects = draw_image(rng)
+        images.append((scene, objects))
+        if len(images) < count and rng.random() < NEAR_DUPLICATE_SHARE / (2 - NEAR_DUPLICATE_SHARE):
+            images.append((scene, near_duplicate(rng, objects)))
+    return images
+
+
 def region_features(
     rng: np.random.Generator, prototypes: Prototypes, scene: str, objects: list[tuple[str, str]]
 ) -> np.ndarray:
@@ -150,8 +195,7 @@ def make_demo_data(root: Path, seed: int = 0) -> None:
             shape=(size, NUM_REGIONS, FEATURE_DIM),
         )
         lines = []
-        for index in range(size):
-            scene, objects = draw_image(rng)
+        for index, (scene, objects) in enumerate(draw_images(rng, size)):
             features[index] = region_features(rng, prototypes, scene, objects)
             lines += image_captions(rng, scene, objects)
         features.flush()
