@@ -41,12 +41,31 @@ class _DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.prefixes)
 
 
+class _DropVanishedCheckpointDeletion(logging.Filter):
+    """Ray Tune's traceback when it deletes a checkpoint that is already gone.
+
+    A driver killed after Tune deleted a trial's old checkpoint, before Tune saved its state
+    again, is resumed with that checkpoint still listed; the next checkpoint makes Tune delete
+    it once more and log FileNotFoundError with a traceback. Nothing is lost (Tune has already
+    dropped it from its list, and the trial's later checkpoints are there), so it stays off the
+    terminal like the other resume notices (shown with --debug).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (str(record.msg).startswith("Trial %s: Error handling checkpoint")
+                    and isinstance(error, FileNotFoundError))
+
+
 def quiet_tune_interruption_logs() -> None:
     """Keep Ray Tune's own interruption messages off the terminal (shown with --debug)."""
     for logger_name, prefixes in TUNE_INTERRUPTION_LOGS.items():
         logger = logging.getLogger(logger_name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages(prefixes))
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _DropVanishedCheckpointDeletion) for f in controller.filters):
+        controller.addFilter(_DropVanishedCheckpointDeletion())
 
 
 class SweepInterrupted(Exception):

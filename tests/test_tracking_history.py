@@ -276,3 +276,22 @@ def test_a_checkpoint_tune_deleted_before_the_writer_reached_it_is_no_failure(cl
     assert metric_history(client, run_id, METRIC) == {1: 0.2, 2: 0.5}  # the later one has both
     assert metric_history(client, run_id, "best/epoch") == {2: 2}
     assert tracker.failed_calls == []
+
+
+def test_a_run_whose_driver_died_between_its_closing_tags_and_its_end_is_ended_on_resume(client, tmp_path):
+    from mlflow.entities import RunTag
+
+    tracker = tracker_of(client)
+    trial = FakeTrial("t8")
+    tracker.on_trial_start(0, [], trial)
+    train(trial, [0.3], tmp_path)
+    tracker.on_checkpoint(0, [], trial, trial.checkpoint)
+    tracker.flush()
+    run_id = tracker.trials.runs["t8"].run_id
+    # TrialRuns.close's first call (the tags) landed; the driver died before its second (the end)
+    client.log_batch(run_id, tags=[RunTag("orchestrate.status", "completed")])
+    assert client.get_run(run_id).info.status == "RUNNING"
+    resumed = tracker_of(client)
+    assert resumed.ledger.trials["t8"].settled_earlier
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.end_time >= run.info.start_time

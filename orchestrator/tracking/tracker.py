@@ -28,7 +28,8 @@ from orchestrator.tracking.store import GuardedCalls
 from orchestrator.tracking.sweep_run import SweepRun
 from orchestrator.tracking.trial_history import mirror_checkpoint
 from orchestrator.tracking.trial_runs import TrialRuns
-from orchestrator.tracking.unfinished import FinalResult, close_unfinished, recall_settled_trials
+from orchestrator.tracking.unfinished import (
+    FinalResult, close_unfinished, end_settled_runs_left_running, recall_settled_trials)
 from orchestrator.tracking.writer import TrackingWriter
 from orchestrator.trial_figures import PLOTS_DIR, save_figures
 
@@ -95,6 +96,7 @@ class MlflowTracker(tune.Callback):
             self.trials.parent_run_id = existing.info.run_id
             self.sweep.reopen(existing, self.trials.of_sweep)
             recall_settled_trials(self.ledger, self.trials.of_sweep())
+            end_settled_runs_left_running(self.client, self.trials.of_sweep())
         return self.sweep.run_id
 
     def end_sweep(self, final_results: dict[str, FinalResult] | None, interrupted: bool = False) -> None:

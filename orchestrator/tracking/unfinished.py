@@ -12,6 +12,7 @@ from mlflow.entities import Run, RunTag
 from orchestrator.outcomes import BEST_EPOCH, OutcomeLedger, best_metric_key, fail, finish, record_result
 from orchestrator.tracking import durations
 from orchestrator.tracking.names import GUARD, REASON, STATUS, TRIAL_ID
+from orchestrator.run_presentation import MLFLOW_STATUS
 from orchestrator.tracking.presentation import closing_status, description_tag
 from orchestrator.tracking.trial_runs import TrialRuns
 
@@ -51,6 +52,22 @@ def recall_settled_trials(ledger: OutcomeLedger, sweep_runs: Iterable[Run]) -> N
         outcome.last_metric = run.data.metrics.get(ledger.metric)
         outcome.best_epoch = int(run.data.metrics[BEST_EPOCH]) if BEST_EPOCH in run.data.metrics else None
         outcome.epochs = outcome.best_epoch or 0
+
+
+def end_settled_runs_left_running(client: Any, sweep_runs: Iterable[Run]) -> None:
+    """On resume: end the runs tagged with how their trial ended but still RUNNING.
+
+    Closing a run is two calls (its tags, then its end, trial_runs.TrialRuns.close); a driver
+    killed between them leaves a run that says `completed` and is RUNNING. Its trial is settled
+    (recall_settled_trials), so nothing else would ever end it: it ends here as its tags say,
+    at the last time its driver wrote it.
+    """
+    for run in sweep_runs:
+        status = run.data.tags.get(STATUS, "running")
+        if status in ("running", "interrupted") or run.info.status != "RUNNING":
+            continue
+        client.set_terminated(run.info.run_id, MLFLOW_STATUS.get(status, "FINISHED"),
+                              end_time=durations.last_active_ms(client, run))
 
 
 def close_unfinished(
