@@ -19,7 +19,7 @@ import ray
 import torch
 
 from orchestrator.data_access import local_data_dir
-from orchestrator.outcomes import OutcomeLedger
+from orchestrator.outcomes import OutcomeLedger, TrialOutcome
 from orchestrator.registry import load_task
 from orchestrator.training import best_weights_file, read_result, seed_everything, training_device
 from orchestrator.trial_figures import TrialFigures
@@ -50,23 +50,27 @@ def draw_best_epoch(task_reference: str, data_location: str, config: dict[str, A
     return TrialFigures().draw(task, setup, history[:best_epoch])
 
 
+def leaders_to_draw(ledger: OutcomeLedger, checkpoints: dict[str, Any]) -> list[TrialOutcome]:
+    """The FIGURE_TRIALS best trials of the ledger that have a checkpoint, the winner first."""
+    return [outcome for outcome in ledger.leaders(FIGURE_TRIALS)
+            if checkpoints.get(outcome.trial_id) is not None]
+
+
 def draw_leaders(
-    ledger: OutcomeLedger,
+    leaders: list[TrialOutcome],
     checkpoints: dict[str, Any],
     task_reference: str,
     data_location: str,
     resources: dict[str, float],
     log_figures: Callable[[str, dict[str, bytes]], None],
 ) -> list[str]:
-    """Draw the FIGURE_TRIALS best trials of the ledger that have a checkpoint, side by side.
+    """Draw the leaders (best trials, each with a checkpoint; `leaders_to_draw`) side by side.
 
     checkpoints: trial id -> its latest checkpoint; resources: a trial's ("cpu", "gpu" and
-    custom resources, as sweep.trial_resources gives them);
-    log_figures(trial_id, pngs) puts a drawing in the trial's run. Returns one line per
-    drawing that failed (a plot never fails a sweep).
+    custom resources, as sweep.trial_resources gives them); log_figures(trial_id, pngs) puts a
+    drawing in the trial's run. Returns one line per drawing that failed (a plot never fails
+    a sweep).
     """
-    leaders = [outcome for outcome in ledger.leaders(FIGURE_TRIALS)
-               if checkpoints.get(outcome.trial_id) is not None]
     custom = {name: amount for name, amount in resources.items() if name not in ("cpu", "gpu")}
     draw = ray.remote(draw_best_epoch).options(
         num_cpus=resources.get("cpu", 1.0), num_gpus=resources.get("gpu", 0.0),
@@ -81,6 +85,6 @@ def draw_leaders(
         try:
             log_figures(trial_id, ray.get(drawing))
         except Exception as error:  # noqa: BLE001 - a plot never fails a sweep
-            first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            problems.append(f"could not draw the figures of trial {trial_id}: {first}")
+            last_line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            problems.append(f"could not draw the figures of trial {trial_id}: {last_line}")
     return problems

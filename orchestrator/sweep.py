@@ -19,7 +19,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from rich.console import Console
 
-from orchestrator.best_figures import FIGURE_TRIALS, draw_leaders
+from orchestrator.best_figures import draw_leaders, leaders_to_draw
 from orchestrator.callbacks import LedgerCallback
 from orchestrator.cluster_info import alive_nodes, cluster_params
 from orchestrator.data_access import (
@@ -368,12 +368,13 @@ def _draw_best_trials(prepared: PreparedSweep, ledger: OutcomeLedger,
                       tracker: MlflowTracker, console: Console) -> None:
     """The best trials' figures, from their best epochs, into their runs (best_figures.py)."""
     checkpoints = {trial_id: final.checkpoint for trial_id, final in final_results.items()}
-    if not any(checkpoints.get(o.trial_id) for o in ledger.leaders(FIGURE_TRIALS)):
+    leaders = leaders_to_draw(ledger, checkpoints)
+    if not leaders:
         return
     console.print(f"[{prepared.task.name}] drawing the figures of the best trials (their best epochs)",
                   highlight=False, markup=False, soft_wrap=True)
     problems = draw_leaders(
-        ledger, checkpoints, prepared.task_reference, prepared.data_location,
+        leaders, checkpoints, prepared.task_reference, prepared.data_location,
         trial_resources(options), tracker.log_figures)
     for line in problems:
         console.print(f"[{prepared.task.name}] warning: {line}", highlight=False, markup=False,

@@ -135,18 +135,13 @@ def study_from_trials(trials: list[TrialRecord], mode: str, spec: SearchSpaceSpe
 
 # Optuna draws through pyplot and sets its global style; tasks swept side by side
 # (orchestrator/concurrent_sweeps.py) end in threads of their own, which draw one at a time.
-_PYPLOT = threading.RLock()
+_PYPLOT = threading.Lock()
 
 
 def sweep_figures(sweep: SweepRecord) -> dict[str, Figure]:
     """file name -> figure: learning_curves.png always (when any trial reported the metric);
     optimization_history.png, param_importances.png and parallel_coordinate.png when the study
     has enough finished trials for Optuna to draw them (1, 2 with a varying parameter, 1)."""
-    with _PYPLOT:
-        return _sweep_figures(sweep)
-
-
-def _sweep_figures(sweep: SweepRecord) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
     if any(trial.history for trial in sweep.trials):
         figures["learning_curves.png"] = learning_curves(sweep)
@@ -212,7 +207,7 @@ def log_sweep_plots(client: MlflowClient, sweep_run_id: str) -> list[str]:
     returns the artifact paths logged."""
     sweep = read_sweep(client, sweep_run_id)
     with tempfile.TemporaryDirectory() as directory:
-        with _PYPLOT:  # rendering reads the style another thread's drawing may be changing
+        with _PYPLOT:  # drawing and rendering use pyplot's global style, so one thread at a time
             figures = sweep_figures(sweep)
             for file_name, figure in figures.items():
                 (Path(directory) / file_name).write_bytes(png_bytes(figure))
