@@ -70,8 +70,10 @@ class MlflowTracker(tune.Callback):
         return self.safely.failed
 
     # Tune pickles its callbacks with the experiment state; a client and the writer hold
-    # locks, so they are left out and rebuilt (the client from its URI).
+    # locks, so they are left out and rebuilt (the client from its URI). The writer's calls
+    # are waited for first: they add runs to the dicts being pickled.
     def __getstate__(self) -> dict[str, Any]:
+        self.writer.flush()
         state = dict(self.__dict__)
         state["client"] = self.client.tracking_uri
         del state["writer"]
