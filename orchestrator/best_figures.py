@@ -4,7 +4,8 @@ A trial draws in its own loop only what cannot wait: on a guard's stop (what the
 on a new best epoch while plotting stays within its small share of training (plot_budget.py).
 On demo-sized epochs one drawing costs about an epoch (bench/plot_cost.py), so drawing at each
 trial's last epoch was most of what a trial spent beyond training (bench/trial_overhead.py).
-Instead, when a task's experiment has ended, its FIGURE_TRIALS best trials are drawn from the
+Instead, when a task's experiment has ended, its best trials (`orchestrate sweep --figures-of-best`,
+FIGURE_TRIALS unless told) are drawn from the
 weights of their best epoch (kept in their latest checkpoint), in Ray tasks with a trial's
 resources, side by side on the cluster the trials have left; the PNGs replace each run's
 plots/. The pictures in MLflow are then those of the weights `orchestrate best` exports.
@@ -24,7 +25,7 @@ from orchestrator.registry import load_task
 from orchestrator.training import best_weights_file, read_result, seed_everything, training_device
 from orchestrator.trial_figures import TrialFigures
 
-FIGURE_TRIALS = 3  # the winner and the two behind it: what a side-by-side look compares
+FIGURE_TRIALS = 3  # the default: the winner and the two behind it, what a side-by-side look compares
 
 
 def draw_best_epoch(task_reference: str, data_location: str, config: dict[str, Any],
@@ -50,9 +51,12 @@ def draw_best_epoch(task_reference: str, data_location: str, config: dict[str, A
     return TrialFigures().draw(task, setup, history[:best_epoch])
 
 
-def leaders_to_draw(ledger: OutcomeLedger, checkpoints: dict[str, Any]) -> list[TrialOutcome]:
-    """The FIGURE_TRIALS best trials of the ledger that have a checkpoint, the winner first."""
-    return [outcome for outcome in ledger.leaders(FIGURE_TRIALS)
+def leaders_to_draw(ledger: OutcomeLedger, checkpoints: dict[str, Any],
+                    count: int = FIGURE_TRIALS) -> list[TrialOutcome]:
+    """Of the ledger's `count` best trials, those with a checkpoint to draw from, the winner first."""
+    if count <= 0:
+        return []
+    return [outcome for outcome in ledger.leaders(count)
             if checkpoints.get(outcome.trial_id) is not None]
 
 

@@ -131,6 +131,9 @@ def sweep(
     max_failures: int = typer.Option(2, min=0, help="retries of a crashing trial from its last checkpoint"),
     allow_data_leak: bool = typer.Option(
         False, help="sweep data whose check found a label leak (every run is tagged with it)"),
+    figures_of_best: int = typer.Option(
+        3, min=0, help="per task, the best trials whose figures are drawn from their best epoch "
+        "once its trials ended, into their MLflow runs (0: none)"),
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Run a hyperparameter sweep for each task: Optuna samples, ASHA prunes, guards stop, MLflow records."""
@@ -151,6 +154,7 @@ def sweep(
             resources_per_trial=tuple(resources.items()), concurrency=concurrency,
             seed=seed, resume=resume, max_failures=max_failures, allow_data_leak=allow_data_leak,
             debug=debug, one_at_a_time=one_at_a_time, resume_command=_resume_command(name),
+            figures_of_best=figures_of_best,
         )
         run_sweeps(task or builtin_task_names(), space, data_dir, options,
                    _tracking_uri(tracking_uri), address, console)

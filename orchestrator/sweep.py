@@ -19,7 +19,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from rich.console import Console
 
-from orchestrator.best_figures import draw_leaders, leaders_to_draw
+from orchestrator.best_figures import FIGURE_TRIALS, draw_leaders, leaders_to_draw
 from orchestrator.callbacks import LedgerCallback
 from orchestrator.cluster_info import alive_nodes, cluster_params
 from orchestrator.data_access import (
@@ -65,6 +65,7 @@ class SweepOptions:
     debug: bool = False  # Ray Tune's own error logs (tracebacks) reach the terminal
     one_at_a_time: bool = False  # several tasks: sweep them one after another, not at once
     resume_command: str = ""  # the command line that continues this sweep [a minimal one]
+    figures_of_best: int = FIGURE_TRIALS  # best trials per task drawn after the sweep (0: none)
 
     def resume_hint(self) -> str:
         """The command that continues this sweep after an interruption."""
@@ -368,7 +369,7 @@ def _draw_best_trials(prepared: PreparedSweep, ledger: OutcomeLedger,
                       tracker: MlflowTracker, console: Console) -> None:
     """The best trials' figures, from their best epochs, into their runs (best_figures.py)."""
     checkpoints = {trial_id: final.checkpoint for trial_id, final in final_results.items()}
-    leaders = leaders_to_draw(ledger, checkpoints)
+    leaders = leaders_to_draw(ledger, checkpoints, options.figures_of_best)
     if not leaders:
         return
     console.print(f"[{prepared.task.name}] drawing the figures of the best trials (their best epochs)",

@@ -70,18 +70,23 @@ class DemoSweep:
 
 
 def sweep_demo_and_export(task: str, workdir: Path, trials: int, max_epochs: int | None,
-                          metric: str) -> DemoSweep:
+                          metric: str, figures_of_best: int | None = 1) -> DemoSweep:
     """Run `orchestrate sweep` on a task's demo data, then `best` and `evaluate`, asserting the
     contract shared by every task: the sweep succeeds, MLflow holds one sweep run with one
-    nested run per trial, no failure guard stops a healthy demo trial, the export is the best
-    trial and its weights reproduce the recorded metric within 1e-3."""
+    nested run per trial, no failure guard stops a healthy demo trial, the best trials' figures
+    are drawn after the sweep (`figures_of_best` of them; None: the sweep's default) and the
+    winner's run holds them, the export is the best trial and its weights reproduce the
+    recorded metric within 1e-3."""
     from mlflow.tracking import MlflowClient
 
     budget = [] if max_epochs is None else ["--max-epochs", str(max_epochs)]
-    sweep = orchestrate("sweep", "--task", task, "--trials", str(trials), *budget, "--name", "t",
-                        cwd=workdir)
+    figures = [] if figures_of_best is None else ["--figures-of-best", str(figures_of_best)]
+    sweep = orchestrate("sweep", "--task", task, "--trials", str(trials), *budget, *figures,
+                        "--name", "t", cwd=workdir)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     assert "writing the demo dataset" in sweep.stdout
+    assert f"[{task}] drawing the figures of the best trials" in sweep.stdout
+    assert "could not draw" not in sweep.stdout, sweep.stdout[-3000:]
 
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(task)
@@ -98,6 +103,8 @@ def sweep_demo_and_export(task: str, workdir: Path, trials: int, max_epochs: int
     assert export.returncode == 0, export.stderr
     exported = json.loads((workdir / "winners" / "metrics.json").read_text())
     assert exported["value"] == pytest.approx(best)
+    winner_plots = [artifact.path for artifact in client.list_artifacts(exported["run_id"], "plots")]
+    assert any(path.endswith(".png") for path in winner_plots), winner_plots
     evaluation = orchestrate("evaluate", "--model", "winners", "--split", "val", cwd=workdir)
     assert evaluation.returncode == 0, evaluation.stderr
     reproduced = json.loads(evaluation.stdout)[metric.removeprefix("val/")]

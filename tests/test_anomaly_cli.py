@@ -39,7 +39,7 @@ def test_sweep_on_broken_anovox_is_one_error_line_and_writes_nothing(workdir):
     plan = trees.write_generator(workdir / "anovox", scenarios=8, frames=2)
     lidar = next((workdir / "anovox" / plan[2][0]).glob("LIDAR(*/*.npy"))
     lidar.write_bytes(lidar.read_bytes()[:-16])
-    result = orchestrate("sweep", "--task", "anomaly", "--data-dir", "anovox", "--trials", "1",
+    result = orchestrate("sweep", "--figures-of-best", "0", "--task", "anomaly", "--data-dir", "anovox", "--trials", "1",
                          "--max-epochs", "1", cwd=workdir)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -47,7 +47,7 @@ def task_args(*extra: str) -> list[str]:
 
 def start_sweep(workdir: Path, *args: str) -> subprocess.Popen:
     """`orchestrate sweep` in its own process group, as a shell runs a foreground command."""
-    return subprocess.Popen(orchestrate_command("sweep", *args), cwd=workdir,
+    return subprocess.Popen(orchestrate_command("sweep", "--figures-of-best", "0", *args), cwd=workdir,
                             env=orchestrate_env(plugins=True), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -117,7 +117,7 @@ def test_tasks_swept_at_once_run_their_own_trials_side_by_side_and_stop_and_resu
 @pytest.mark.slow
 def test_one_at_a_time_sweeps_the_second_task_after_the_first(workdir):
     write_spaces(workdir)
-    swept = orchestrate("sweep", *task_args("--trials", "1", "--max-epochs", "1", "--one-at-a-time",
+    swept = orchestrate("sweep", "--figures-of-best", "0", *task_args("--trials", "1", "--max-epochs", "1", "--one-at-a-time",
                                             "--name", "serial"), cwd=workdir, plugins=True)
     assert swept.returncode == 0, swept.stdout[-3000:] + swept.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")

@@ -21,7 +21,7 @@ def trial_runs(workdir):
 @pytest.mark.slow
 def test_one_trial_sweep_runs_on_the_unpacked_tarball(workdir):
     data_dir = place_demo_encoders(tarball(workdir / "CUB_200_2011_download"))  # the space's weights
-    sweep = orchestrate("sweep", "--task", "cub_attributes", "--data-dir", str(data_dir), "--trials", "1",
+    sweep = orchestrate("sweep", "--figures-of-best", "0", "--task", "cub_attributes", "--data-dir", str(data_dir), "--trials", "1",
                         "--max-epochs", "2", "--name", "tarball", cwd=workdir)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     assert ("[cub_attributes] data: CUB-200-2011, unpacked tarball (CUB_200_2011/ one level down); "
@@ -34,7 +34,7 @@ def test_one_trial_sweep_runs_on_the_unpacked_tarball(workdir):
 @pytest.mark.slow
 def test_allow_data_leak_lets_the_sweep_run_and_tags_every_run(workdir):
     data_dir = place_demo_encoders(tarball(workdir / "leaky", class_level=True))
-    sweep = orchestrate("sweep", "--task", "cub_attributes", "--data-dir", str(data_dir), "--trials", "1",
+    sweep = orchestrate("sweep", "--figures-of-best", "0", "--task", "cub_attributes", "--data-dir", str(data_dir), "--trials", "1",
                         "--max-epochs", "2", "--name", "leaky", "--allow-data-leak", cwd=workdir)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     assert "warning: label leak allowed by --allow-data-leak" in sweep.stdout

@@ -44,7 +44,7 @@ def test_crashing_trials_are_retried_from_checkpoint_or_fail_after_the_limit(wor
     write_space(workdir, "always_crashes", attempts=99)
     write_space(workdir, "flaky_once", attempts=1)
     sweep = orchestrate(
-        "sweep", "--task", "tests.faults.crashing:always_crashes",
+        "sweep", "--figures-of-best", "0", "--task", "tests.faults.crashing:always_crashes",
         "--task", "tests.faults.crashing:flaky_once", "--trials", "2", "--max-failures", "1",
         "--name", "faults", cwd=workdir, plugins=True,
     )
@@ -96,7 +96,7 @@ def trial_worker(sweep_pid: int) -> int:
 @pytest.mark.slow
 def test_a_trial_whose_worker_is_killed_is_retried_in_one_line_and_trains_on_as_if_never_stopped(workdir):
     sweep = subprocess.Popen(
-        orchestrate_command("sweep", "--task", "retrieval", "--trials", "1", "--max-epochs", "3",
+        orchestrate_command("sweep", "--figures-of-best", "0", "--task", "retrieval", "--trials", "1", "--max-epochs", "3",
                             "--name", "killed"),
         cwd=workdir, env=orchestrate_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []

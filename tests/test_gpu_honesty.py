@@ -30,7 +30,7 @@ def fake_gpu_cluster():
 def test_sweep_asking_for_a_gpu_that_cuda_cannot_use_ends_in_one_line(fake_gpu_cluster, tmp_path):
     cluster, gpu_node = fake_gpu_cluster
     result = subprocess.run(
-        orchestrate_command("sweep", "--task", "retrieval", "--trials", "2", "--max-epochs", "1",
+        orchestrate_command("sweep", "--figures-of-best", "0", "--task", "retrieval", "--trials", "2", "--max-epochs", "1",
                             "--address", cluster.address, "--gpus-per-trial", "1", "--name", "gpu"),
         cwd=tmp_path, env=orchestrate_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]

@@ -33,7 +33,7 @@ def cluster():
 def test_trials_spread_over_worker_nodes_and_all_reach_mlflow(workdir, cluster):
     cluster, workers = cluster
     sweep = orchestrate(
-        "sweep", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "2",
+        "sweep", "--figures-of-best", "0", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "2",
         "--address", cluster.address, "--cpus-per-trial", "0.5",
         "--name", "multinode", cwd=workdir,
     )
@@ -82,7 +82,7 @@ def test_worker_node_killed_mid_sweep_its_trials_finish_on_the_remaining_node(wo
         "grace_period: 1", "grace_period: 4"))
     sweep = subprocess.Popen(
         orchestrate_command(
-            "sweep", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "4",
+            "sweep", "--figures-of-best", "0", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "4",
             "--space", str(space),
             "--address", cluster.address, "--cpus-per-trial", "0.5",
             "--name", "nodeloss"),

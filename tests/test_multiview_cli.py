@@ -51,7 +51,7 @@ def sweep_refusal(data_dir: Path, workdir: Path) -> str:
     """Run a sweep on data_dir from an empty workdir; assert exit 2, one error line, nothing
     written; return that line."""
     workdir.mkdir()
-    result = orchestrate("sweep", "--task", "multiview", "--data-dir", str(data_dir), cwd=workdir)
+    result = orchestrate("sweep", "--figures-of-best", "0", "--task", "multiview", "--data-dir", str(data_dir), cwd=workdir)
     assert result.returncode == 2, result.stdout + result.stderr
     errors = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: "), errors
@@ -81,7 +81,7 @@ def test_a_one_trial_one_epoch_sweep_runs_on_an_mvcnn_tree(tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
     result = orchestrate(
-        "sweep", "--task", "multiview", "--data-dir", str(tree), "--trials", "1", "--max-epochs", "1",
+        "sweep", "--figures-of-best", "0", "--task", "multiview", "--data-dir", str(tree), "--trials", "1", "--max-epochs", "1",
         "--name", "fixture", cwd=workdir,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -30,7 +30,7 @@ def test_a_node_that_cannot_read_the_data_is_named_before_any_trial(tmp_path):
         uri = f"file://{tmp_path / 'bucket'}"
         env = {**orchestrate_env(), "ORCHESTRATE_DATA_CACHE": str(tmp_path / "driver-cache")}
         result = subprocess.run(
-            orchestrate_command("sweep", "--task", "retrieval", "--data-dir", uri, "--trials", "2",
+            orchestrate_command("sweep", "--figures-of-best", "0", "--task", "retrieval", "--data-dir", uri, "--trials", "2",
                                 "--max-epochs", "1", "--address", cluster.address, "--name", "nc"),
             cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     finally:

@@ -5,6 +5,7 @@ cannot have are listed."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from orchestrator.preflight import (
 )
 from orchestrator.sweep import SweepOptions, prepare
 from tests import preflight_tasks
-from tests.conftest import orchestrate
+from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.test_cli_errors import assert_nothing_written, assert_one_line_error
 
 
@@ -49,15 +50,18 @@ def preflight_dirs() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("orchestrate-preflight-*"))
 
 
-def test_a_misspelt_metric_is_one_line_exit_2_and_nothing_written(workdir):
+def test_a_misspelt_metric_is_one_line_exit_2_and_nothing_written(workdir, tmp_path_factory):
     write_space(workdir, "space", metric="val/acuracy")
-    before = preflight_dirs()
-    result = orchestrate("sweep", "--task", "tests.zoo.noise:task", "--space", "space.yaml",
-                         cwd=workdir, plugins=True)
+    # a temporary directory of this run's own: other sweeps on the machine write theirs to /tmp
+    private_tmp = tmp_path_factory.mktemp("tmpdir")
+    result = subprocess.run(
+        orchestrate_command("sweep", "--task", "tests.zoo.noise:task", "--space", "space.yaml"),
+        cwd=workdir, env={**orchestrate_env(plugins=True), "TMPDIR": str(private_tmp)},
+        capture_output=True, text=True, timeout=900)
     assert_one_line_error(result, "space.yaml: metric 'val/acuracy' is not reported by task "
                           "zoo_noise_encoder; its evaluate reports: val/accuracy, val/chance/accuracy")
     assert_nothing_written(workdir, "space.yaml")  # no demo data, no mlflow.db, no ray_results
-    assert preflight_dirs() <= before  # and no temporary demo data left behind
+    assert not list(private_tmp.glob("orchestrate-preflight-*"))  # no temporary demo data left
 
 
 def test_the_guards_on_and_off_are_listed_with_why(tmp_path, monkeypatch):
@@ -90,8 +94,11 @@ def test_the_preflight_asks_for_a_data_subset_when_the_config_has_the_field(tmp_
     assert not hasattr(preflight_tasks.BUILT_WITH[-1], "max_samples_per_split")
 
 
-def test_a_task_that_raises_fails_its_preflight_in_one_line_naming_the_step(tmp_path, monkeypatch):
+def test_a_task_that_raises_fails_its_preflight_in_one_line_naming_the_step(tmp_path, monkeypatch,
+                                                                            tmp_path_factory):
     one = prepared(tmp_path, monkeypatch, "tests.preflight_tasks:broken_step")
+    # a temporary directory of this test's own: other sweeps on the machine write theirs to /tmp
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("tmpdir")))
     before = preflight_dirs()
     with pytest.raises(PreflightFailed) as raised:
         run_preflight(one, seed=0)

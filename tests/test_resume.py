@@ -23,7 +23,7 @@ from tests.mlflow_checks import (
     checkpoint_history, runs_of)
 
 TRIALS = 4
-SWEEP = ["sweep", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "3",
+SWEEP = ["sweep", "--figures-of-best", "0", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "3",
          "--name", "resumable"]
 
 
@@ -147,7 +147,7 @@ def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended
     (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=epochs))
     # two trials: the sweep must go on (the other trial held) when the first ends, or Tune
     # would save its state at the sweep's end
-    sweep = ["sweep", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
+    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
              "--name", "held"]
     env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
     experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"

@@ -19,7 +19,7 @@ TOLD = {"completed": (TrialState.COMPLETE, 0.0), "converged": (TrialState.COMPLE
 
 @pytest.mark.slow
 def test_a_sweep_keeps_its_study_in_sqlite_every_trial_told_as_it_ended(workdir):
-    sweep = orchestrate("sweep", "--task", "bench.tasks.broken_space:task",
+    sweep = orchestrate("sweep", "--figures-of-best", "0", "--task", "bench.tasks.broken_space:task",
                         "--space", str(REPO / "bench" / "tasks" / "broken_space.yaml"),
                         "--trials", str(TRIALS), "--max-epochs", str(EPOCHS), "--name", "s",
                         "--concurrency", "2", "--seed", "1", cwd=workdir, plugins=True)

@@ -22,7 +22,7 @@ STATUSES = {"completed", "converged", "pruned"}
 def test_demo_sweep_prunes_tracks_beats_chance_and_exports_a_reproducible_winner(workdir):
     # exactly the command: `orchestrate sweep --task retrieval --trials 8`, default budget
     demo = sweep_demo_and_export("retrieval", workdir, trials=TRIALS, max_epochs=None,
-                                 metric="val/mean_r1")
+                                 metric="val/mean_r1", figures_of_best=None)
     assert "Sweep summary" in demo.output
 
     statuses = [run.data.tags["orchestrate.status"] for run in demo.trials]

@@ -51,7 +51,7 @@ def test_tracking_server_lost_mid_sweep_does_not_lose_tune_results(workdir):
             assert time.monotonic() < deadline, "the MLflow server did not start"
             time.sleep(0.5)
         sweep = subprocess.Popen(
-            [str(Path(sys.executable).parent / "orchestrate"), "sweep", "--task", "retrieval",
+            [str(Path(sys.executable).parent / "orchestrate"), "sweep", "--figures-of-best", "0", "--task", "retrieval",
              "--trials", str(TRIALS), "--max-epochs", "3", "--tracking-uri", uri, "--name", "outage"],
             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "COLUMNS": "200"})

@@ -49,7 +49,7 @@ def test_data_check_lists_every_problem_and_exits_2(workdir):
 def test_sweep_on_bad_data_is_one_error_line_exit_2_and_writes_nothing(workdir):
     data_dir = f30k_scan_layout(workdir / "scan")
     break_three_files(data_dir)
-    result = orchestrate("sweep", "--task", "zh_matching", "--data-dir", str(data_dir),
+    result = orchestrate("sweep", "--figures-of-best", "0", "--task", "zh_matching", "--data-dir", str(data_dir),
                          "--trials", "1", "--max-epochs", "1", cwd=workdir)
     assert result.returncode == 2, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.strip()]
@@ -62,7 +62,7 @@ def test_sweep_on_bad_data_is_one_error_line_exit_2_and_writes_nothing(workdir):
 def test_sweep_on_features_that_fit_neither_im_div_is_refused(workdir):
     data_dir = f30k_scan_layout(workdir / "scan")
     np.save(data.features_path(data_dir, "train"), np.zeros((7, 4, 8), np.float32))
-    result = orchestrate("sweep", "--task", "zh_matching", "--data-dir", str(data_dir),
+    result = orchestrate("sweep", "--figures-of-best", "0", "--task", "zh_matching", "--data-dir", str(data_dir),
                          "--trials", "1", "--max-epochs", "1", cwd=workdir)
     assert result.returncode == 2
     [error] = [line for line in result.stderr.splitlines() if line.strip()]
@@ -73,7 +73,7 @@ def test_sweep_on_features_that_fit_neither_im_div_is_refused(workdir):
 @pytest.mark.slow
 def test_one_trial_sweep_on_real_flickr30k_captions_and_scans_vocabulary_runs(workdir):
     data_dir = f30k_scan_layout(workdir / "scan")
-    result = orchestrate("sweep", "--task", "zh_matching", "--data-dir", str(data_dir),
+    result = orchestrate("sweep", "--figures-of-best", "0", "--task", "zh_matching", "--data-dir", str(data_dir),
                          "--trials", "1", "--max-epochs", "1", "--name", "real", cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "data: SCAN/SGRAF precomp, im_div 5 (one feature row per image); train 9, val 10, " \
