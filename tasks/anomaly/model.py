@@ -112,18 +112,6 @@ class SceneFeatures:
     point_mask: torch.Tensor
     point_embedding: torch.Tensor
 
-    def rows(self, index: torch.Tensor) -> "SceneFeatures":
-        """The features of the scenes `index` selects, in its order."""
-        return SceneFeatures(*(tensor[index] for tensor in (
-            self.patches, self.image_embedding, self.point_tokens, self.point_mask,
-            self.point_embedding)))
-
-    @staticmethod
-    def pair(points: "SceneFeatures", image: "SceneFeatures") -> "SceneFeatures":
-        """Scene i of `points`'s point cloud with scene i of `image`'s image (same scene count)."""
-        return SceneFeatures(image.patches, image.image_embedding, points.point_tokens,
-                             points.point_mask, points.point_embedding)
-
     @staticmethod
     def cat(parts: list["SceneFeatures"]) -> "SceneFeatures":
         """The parts' scenes one after another."""

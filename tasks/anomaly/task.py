@@ -37,8 +37,9 @@ from tasks.common.local_weights import with_resolved_weights
 
 EVAL_BATCH_SIZE = 128
 # Val's scene features are kept from evaluate for the probe up to this size (the demo's 105
-# scenes of 512 points: 14 MB); a larger val set is encoded again, a group at a time.
-FEATURE_CACHE_BYTES = 256 * 2**20
+# scenes of 512 points: 14 MB); a larger val set is encoded again, a group at a time. The
+# probe fuses kept features in one pass, with a few times their size in temporaries.
+FEATURE_CACHE_BYTES = 64 * 2**20
 DECISION_THRESHOLD = 0.5  # on the predicted probability, for accuracy
 PROBE_SHUFFLE_SEED = 0
 MODALITIES = ("image", "points")
@@ -159,15 +160,18 @@ def shuffled_modality_logits(
     meets the same (points, image) pair as scene permutation[i] with its image moved: that
     fusion is computed once for both.
     """
-    image_moved = SceneFeatures.pair(points=features, image=features.rows(permutation))
-    fused_image_moved = model.fuse_tokens(image_moved.point_tokens, image_moved.point_mask,
-                                          image_moved.patches)
-    points_moved = SceneFeatures.pair(points=features.rows(permutation), image=features)
-    fused_points_moved = fused_image_moved[permutation].clone()
-    unpaired = permutation[permutation] != torch.arange(len(permutation), device=permutation.device)
+    tokens, mask, patches = features.point_tokens, features.point_mask, features.patches
+    permutation = permutation.to(tokens.device)
+    fused_image_moved = model.fuse_tokens(tokens, mask, patches[permutation])
+    fused_points_moved = fused_image_moved[permutation]
+    unpaired = permutation[permutation] != torch.arange(len(permutation), device=tokens.device)
     if unpaired.any():
-        rest = points_moved.rows(unpaired)
-        fused_points_moved[unpaired] = model.fuse_tokens(rest.point_tokens, rest.point_mask, rest.patches)
+        takes = permutation[unpaired]
+        fused_points_moved[unpaired] = model.fuse_tokens(tokens[takes], mask[takes], patches[unpaired])
+    image_moved = SceneFeatures(patches[permutation], features.image_embedding[permutation],
+                                tokens, mask, features.point_embedding)
+    points_moved = SceneFeatures(patches, features.image_embedding, tokens[permutation],
+                                 mask[permutation], features.point_embedding[permutation])
     return (model.classify(image_moved, fused_image_moved).float().cpu(),
             model.classify(points_moved, fused_points_moved).float().cpu())
 
@@ -178,21 +182,20 @@ def shuffled_modality_aurocs(
 ) -> dict[str, float]:
     """`image_shuffled/auroc` and `points_shuffled/auroc`: the split's AUROC with each scene's
     image, then its point cloud, taken from another scene (a fixed paired derangement; labels
-    stay with their scene). `features`: the split's SceneFeatures when already computed, else
-    each group of scenes is encoded in turn (memory stays bounded for a large split)."""
+    stay with their scene). `features`: the whole split's SceneFeatures when already computed
+    (kept under FEATURE_CACHE_BYTES), else each group of scenes is encoded in turn, so memory
+    stays bounded for a large split."""
     permutation = paired_derangement(len(split), PROBE_SHUFFLE_SEED)
-    image_moved = torch.empty(len(split))
-    points_moved = torch.empty(len(split))
     with eval_mode(model):
-        for group in closed_groups(permutation, EVAL_BATCH_SIZE):
-            # the group's own indices: position of each scene's partner within the group
-            local = torch.empty(len(permutation), dtype=torch.long)
-            local[group] = torch.arange(len(group))
-            group_features = (features.rows(group.to(features.point_tokens.device))
-                              if features is not None else encode_scenes(model, split, group, device))
-            moved = local[permutation[group]].to(group_features.point_tokens.device)
-            image_moved[group], points_moved[group] = shuffled_modality_logits(
-                model, group_features, moved)
+        if features is not None:
+            image_moved, points_moved = shuffled_modality_logits(model, features, permutation)
+        else:
+            image_moved, points_moved = torch.empty(len(split)), torch.empty(len(split))
+            position = torch.empty(len(permutation), dtype=torch.long)
+            for group in closed_groups(permutation, EVAL_BATCH_SIZE):
+                position[group] = torch.arange(len(group))  # each scene's row in the group
+                image_moved[group], points_moved[group] = shuffled_modality_logits(
+                    model, encode_scenes(model, split, group, device), position[permutation[group]])
     return {"image_shuffled/auroc": auroc(image_moved, split.scene_labels),
             "points_shuffled/auroc": auroc(points_moved, split.scene_labels)}
 
