@@ -400,7 +400,7 @@ def test_max_samples_per_split_loads_the_first_scenes_of_each_split(demo_dir, de
 # --- the shuffled-modality probes (the modality_ignored guard's evidence) ----------------------
 
 
-def test_shuffled_probes_equal_the_model_run_on_moved_inputs(demo_setup):
+def test_shuffled_probes_equal_the_model_run_on_moved_inputs(demo_setup, monkeypatch):
     """Moving encoded features between scenes (features kept from evaluate, or encoded a group
     at a time) gives the AUROC of the whole model run on the moved inputs."""
     from tasks.anomaly.task import PROBE_SHUFFLE_SEED, paired_derangement, shuffled_modality_aurocs
@@ -420,6 +420,7 @@ def test_shuffled_probes_equal_the_model_run_on_moved_inputs(demo_setup):
     assert expected["image_shuffled/auroc"] != expected["points_shuffled/auroc"]
     for name, value in expected.items():
         assert probes[name] == pytest.approx(value, abs=1e-9), name
+    monkeypatch.setattr("tasks.anomaly.task.EVAL_BATCH_SIZE", 8)  # several groups of scenes
     encoded_again = shuffled_modality_aurocs(demo_setup.model, val, demo_setup.device)
     assert encoded_again == pytest.approx(expected, abs=1e-9)
 

@@ -47,17 +47,18 @@ def closed_groups(permutation: torch.Tensor, size: int) -> list[torch.Tensor]:
     """The samples split into groups of about `size` (whole cycles of the permutation each), so
     that each group's shuffled inputs all come from inside the group: a probe can then encode
     and shuffle one group at a time. Each group is a (k,) long tensor of sample indices."""
-    seen = torch.zeros(len(permutation), dtype=torch.bool)
+    targets = permutation.tolist()
+    seen = [False] * len(targets)
     groups: list[torch.Tensor] = []
     current: list[int] = []
-    for start in range(len(permutation)):
+    for start in range(len(targets)):
         if seen[start]:
             continue
         index = start
         while not seen[index]:
             seen[index] = True
             current.append(index)
-            index = int(permutation[index])
+            index = targets[index]
         if len(current) >= size:
             groups.append(torch.tensor(current))
             current = []
