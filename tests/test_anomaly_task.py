@@ -7,6 +7,7 @@ import csv
 import math
 import re
 import shutil
+import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -420,7 +421,8 @@ def test_shuffled_probes_equal_the_model_run_on_moved_inputs(demo_setup, monkeyp
     assert expected["image_shuffled/auroc"] != expected["points_shuffled/auroc"]
     for name, value in expected.items():
         assert probes[name] == pytest.approx(value, abs=1e-9), name
-    monkeypatch.setattr("tasks.anomaly.task.EVAL_BATCH_SIZE", 8)  # several groups of scenes
+    # several groups of scenes (the module, not the package's `task` object of the same name)
+    monkeypatch.setattr(sys.modules["tasks.anomaly.task"], "EVAL_BATCH_SIZE", 8)
     encoded_again = shuffled_modality_aurocs(demo_setup.model, val, demo_setup.device)
     assert encoded_again == pytest.approx(expected, abs=1e-9)
 
