@@ -7,6 +7,7 @@ import csv
 import math
 import re
 import shutil
+import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -395,3 +396,62 @@ def test_max_samples_per_split_loads_the_first_scenes_of_each_split(demo_dir, de
         assert cut.scene_ids == full.scene_ids[:5]
         assert torch.equal(cut.points, full.points[:5]) and torch.equal(cut.images, full.images[:5])
     assert task.evaluate(setup, "test")["samples"] == 5
+
+
+# --- the shuffled-modality probes (the modality_ignored guard's evidence) ----------------------
+
+
+def test_shuffled_probes_equal_the_model_run_on_moved_inputs(demo_setup, monkeypatch):
+    """Moving encoded features between scenes (features kept from evaluate, or encoded a group
+    at a time) gives the AUROC of the whole model run on the moved inputs."""
+    from tasks.anomaly.task import PROBE_SHUFFLE_SEED, paired_derangement, shuffled_modality_aurocs
+    from tasks.common.classification_metrics import auroc
+    from tasks.common.image_loading import normalise_images
+
+    val = demo_setup.extras["splits"]["val"]
+    task.evaluate(demo_setup, "val")
+    probes = task.probe(demo_setup)
+    moved = paired_derangement(len(val), PROBE_SHUFFLE_SEED)
+    with torch.no_grad():
+        model = demo_setup.model.eval()
+        image_moved = model(normalise_images(val.images[moved]), val.points, val.point_mask).logits
+        points_moved = model(normalise_images(val.images), val.points[moved], val.point_mask[moved]).logits
+    expected = {"image_shuffled/auroc": auroc(image_moved, val.scene_labels),
+                "points_shuffled/auroc": auroc(points_moved, val.scene_labels)}
+    assert expected["image_shuffled/auroc"] != expected["points_shuffled/auroc"]
+    for name, value in expected.items():
+        assert probes[name] == pytest.approx(value, abs=1e-9), name
+    # several groups of scenes (the module, not the package's `task` object of the same name)
+    monkeypatch.setattr(sys.modules["tasks.anomaly.task"], "EVAL_BATCH_SIZE", 8)
+    encoded_again = shuffled_modality_aurocs(demo_setup.model, val, demo_setup.device)
+    assert encoded_again == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_model_blind_to_its_points_scores_the_same_with_them_shuffled(demo_dir):
+    """Cut every path from the points to the score: points_shuffled/auroc is then val/auroc
+    exactly (the guard's 'ignored' evidence), while shuffling the images still moves it."""
+    torch.manual_seed(0)
+    setup = task.build(AnomalyConfig(**SMALL_CONFIG), demo_dir, torch.device("cpu"))
+    model = setup.model
+    with torch.no_grad():
+        for layer in (model.point_tokens, model.point_embedding[0]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+    metrics = task.evaluate(setup, "val")
+    probes = task.probe(setup)
+    assert probes["points_shuffled/auroc"] == metrics["auroc"]
+    assert probes["image_shuffled/auroc"] != metrics["auroc"]
+
+
+def test_the_probe_reuses_evaluate_until_the_model_trains(demo_dir):
+    torch.manual_seed(0)
+    setup = task.build(AnomalyConfig(**SMALL_CONFIG), demo_dir, torch.device("cpu"))
+    task.evaluate(setup, "val")
+    kept = setup.extras["val_prediction"][1]
+    assert kept.features is not None and len(kept.features.point_tokens) == len(setup.extras["splits"]["val"])
+    task.probe(setup)
+    assert setup.extras["val_prediction"][1] is kept
+    setup.model.train()
+    task.training_step(setup, next(iter(setup.train_batches)))
+    task.probe(setup)
+    assert setup.extras["val_prediction"][1] is not kept

@@ -8,6 +8,10 @@
         points = masked max over per-point features, each Linear -> (B, d)
     head: concat(fused, image embedding, point embedding) -> MLP -> one anomaly logit per scene
 
+The forward pass is `encode` (each scene's inputs on their own, in eval mode: the scene's
+SceneFeatures) then `fuse_tokens` and `classify`; the shuffled-modality probes move encoded
+features between scenes, which in eval mode is the same as moving the inputs.
+
 The modality embeddings are what the collapse probes measure; BatchNorm (no affine part) centres
 them across scenes, because every scene of a road dataset shares a large common feature
 component that would otherwise make any two scenes' embeddings look alike (cosine near 1) even
@@ -94,6 +98,28 @@ class DetectorOutput:
     point_embedding: torch.Tensor
 
 
+@dataclass
+class SceneFeatures:
+    """Each scene's inputs encoded on their own, before the modalities meet (B scenes).
+
+    patches (B, P, d) and image_embedding (B, d) come from the image only; point_tokens
+    (B, N, d), point_mask (B, N) and point_embedding (B, d) from the point cloud only.
+    """
+
+    patches: torch.Tensor
+    image_embedding: torch.Tensor
+    point_tokens: torch.Tensor
+    point_mask: torch.Tensor
+    point_embedding: torch.Tensor
+
+    @staticmethod
+    def cat(parts: list["SceneFeatures"]) -> "SceneFeatures":
+        """The parts' scenes one after another."""
+        return SceneFeatures(*(torch.cat(column) for column in zip(*(
+            (part.patches, part.image_embedding, part.point_tokens, part.point_mask,
+             part.point_embedding) for part in parts))))
+
+
 class CrossModalAnomalyDetector(nn.Module):
     """Image + point cloud -> one anomaly logit per scene (see the module docstring)."""
 
@@ -141,16 +167,34 @@ class CrossModalAnomalyDetector(nn.Module):
 
     def forward(self, images: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> DetectorOutput:
         """images (B, 3, S, S) normalised float, points (B, N, 4), mask (B, N) bool."""
+        features = self.encode(images, points, mask)
+        return DetectorOutput(self.classify(features), features.image_embedding,
+                              features.point_embedding)
+
+    def encode(self, images: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> SceneFeatures:
+        """Each modality of each scene on its own (inputs as in `forward`)."""
         feature_map = image_feature_map(self.image_encoder, images)
         per_point, pooled_points = self.point_encoder(points, mask)
-        queries = self.point_tokens(per_point)
-        patches = self._patches(feature_map)
-        attended, _ = self.cross_attention(queries, patches, patches, need_weights=False)
-        fused = masked_max(self.fused_norm(queries + attended), mask)
-        image_embedding = self.image_embedding(feature_map.mean(dim=(2, 3)))
-        point_embedding = self.point_embedding(pooled_points)
-        logits = self.head(torch.cat([fused, image_embedding, point_embedding], dim=-1)).squeeze(-1)
-        return DetectorOutput(logits, image_embedding, point_embedding)
+        return SceneFeatures(
+            patches=self._patches(feature_map),
+            image_embedding=self.image_embedding(feature_map.mean(dim=(2, 3))),
+            point_tokens=self.point_tokens(per_point),
+            point_mask=mask,
+            point_embedding=self.point_embedding(pooled_points),
+        )
+
+    def fuse_tokens(self, point_tokens: torch.Tensor, point_mask: torch.Tensor,
+                    patches: torch.Tensor) -> torch.Tensor:
+        """(B, d): each scene's point tokens attending to the patches given beside them, pooled."""
+        attended, _ = self.cross_attention(point_tokens, patches, patches, need_weights=False)
+        return masked_max(self.fused_norm(point_tokens + attended), point_mask)
+
+    def classify(self, features: SceneFeatures, fused: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) logits from the features (`fused`: their fuse_tokens, computed when not given)."""
+        if fused is None:
+            fused = self.fuse_tokens(features.point_tokens, features.point_mask, features.patches)
+        joint = torch.cat([fused, features.image_embedding, features.point_embedding], dim=-1)
+        return self.head(joint).squeeze(-1)
 
     def unfreezable_blocks(self, image_pretrained: bool) -> dict[str, list[nn.Module]]:
         """The pretrained image encoder's blocks, top first; {} when it starts from random init

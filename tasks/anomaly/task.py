@@ -8,16 +8,19 @@ validation AUROC of the scene scores.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tasks.base import INF, DataReport, TrialSetup
 from tasks.anomaly import data, demo
 from tasks.anomaly.config import AnomalyConfig
-from tasks.anomaly.model import CrossModalAnomalyDetector, DetectorOutput, build_detector
+from tasks.anomaly.model import CrossModalAnomalyDetector, DetectorOutput, SceneFeatures, build_detector
 from tasks.common.binary_losses import focal_loss, weighted_binary_cross_entropy
 from tasks.common.classification_metrics import (
     accuracy_with_majority_rate,
@@ -29,10 +32,14 @@ from tasks.common.embedding_stats import EMBEDDING_PROBE_BOUNDS, embedding_stati
 from tasks.common.epoch_shuffle import EpochShuffleSampler
 from tasks.common.figures import roc_pr_curves
 from tasks.common.image_loading import normalise_images
-from tasks.common.modality_shuffle import derangement
+from tasks.common.modality_shuffle import closed_groups, paired_derangement
 from tasks.common.local_weights import with_resolved_weights
 
 EVAL_BATCH_SIZE = 128
+# Val's scene features are kept from evaluate for the probe up to this size (the demo's 105
+# scenes of 512 points: 14 MB); a larger val set is encoded again, a group at a time. The
+# probe fuses kept features in one pass, with a few times their size in temporaries.
+FEATURE_CACHE_BYTES = 64 * 2**20
 DECISION_THRESHOLD = 0.5  # on the predicted probability, for accuracy
 PROBE_SHUFFLE_SEED = 0
 MODALITIES = ("image", "points")
@@ -78,47 +85,119 @@ def detection_metrics(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, f
     }
 
 
-@torch.no_grad()
-def predict_split(
-    model: CrossModalAnomalyDetector,
-    split: data.AnomalySplit,
-    device: Any,
-    image_order: torch.Tensor | None = None,
-    point_order: torch.Tensor | None = None,
-) -> DetectorOutput:
-    """Scores and modality embeddings of every scene of a split, in eval mode, float32 on CPU.
-
-    image_order / point_order: optional permutations; scene i then gets the image (or the
-    points and mask) of scene order[i], for the shuffled-modality probes. Each module's
-    train/eval flag is restored afterwards (frozen blocks keep eval-mode BatchNorm).
-    """
-    count = len(split)
-    image_order = torch.arange(count) if image_order is None else image_order
-    point_order = torch.arange(count) if point_order is None else point_order
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run the block in eval mode without gradients, then restore every module's own train/eval
+    flag (frozen blocks keep eval-mode BatchNorm during training)."""
     modes = {module: module.training for module in model.modules()}
     model.eval()
-    parts: list[DetectorOutput] = []
     try:
-        for start in range(0, count, EVAL_BATCH_SIZE):
-            images = split.images[image_order[start : start + EVAL_BATCH_SIZE]]
-            rows = point_order[start : start + EVAL_BATCH_SIZE]
-            output = model(
-                normalise_images(images.to(device)),
-                split.points[rows].to(device),
-                split.point_mask[rows].to(device),
-            )
-            parts.append(
-                DetectorOutput(*(tensor.float().cpu() for tensor in (
-                    output.logits, output.image_embedding, output.point_embedding)))
-            )
+        with torch.no_grad():
+            yield
     finally:
         for module, training in modes.items():
             module.training = training
-    return DetectorOutput(
-        logits=torch.cat([part.logits for part in parts]),
-        image_embedding=torch.cat([part.image_embedding for part in parts]),
-        point_embedding=torch.cat([part.point_embedding for part in parts]),
+
+
+def encode_scenes(model: CrossModalAnomalyDetector, split: data.AnomalySplit, rows: torch.Tensor,
+                  device: Any) -> SceneFeatures:
+    """The SceneFeatures of the split's scenes `rows` (call in eval mode, no gradients)."""
+    return model.encode(
+        normalise_images(split.images[rows].to(device)),
+        split.points[rows].to(device),
+        split.point_mask[rows].to(device),
     )
+
+
+@dataclass
+class SplitPrediction:
+    """A split's scene outputs (float32, CPU) and, when kept, its scenes' features (on the
+    model's device) for the shuffled-modality probes."""
+
+    output: DetectorOutput
+    features: SceneFeatures | None
+
+
+def feature_bytes(model: CrossModalAnomalyDetector, split: data.AnomalySplit) -> int:
+    """What keeping the split's SceneFeatures costs in memory (float32), dominated by the point
+    tokens: scenes x points x embed_dim."""
+    scenes, points = split.points.shape[:2]
+    dim = model.point_tokens.out_features
+    return 4 * scenes * (points * (dim + 1) + 2 * dim)
+
+
+def predict_split(
+    model: CrossModalAnomalyDetector, split: data.AnomalySplit, device: Any, keep_features: bool = False
+) -> SplitPrediction:
+    """Scores and modality embeddings of every scene of a split, in eval mode, in batches; with
+    keep_features, also the scenes' SceneFeatures. Each module's train/eval flag is restored."""
+    outputs: list[DetectorOutput] = []
+    kept: list[SceneFeatures] = []
+    with eval_mode(model):
+        for start in range(0, len(split), EVAL_BATCH_SIZE):
+            rows = torch.arange(start, min(start + EVAL_BATCH_SIZE, len(split)))
+            features = encode_scenes(model, split, rows, device)
+            outputs.append(DetectorOutput(*(tensor.float().cpu() for tensor in (
+                model.classify(features), features.image_embedding, features.point_embedding))))
+            if keep_features:
+                kept.append(features)
+    return SplitPrediction(
+        DetectorOutput(*(torch.cat(column) for column in zip(*(
+            (part.logits, part.image_embedding, part.point_embedding) for part in outputs)))),
+        SceneFeatures.cat(kept) if keep_features else None,
+    )
+
+
+def shuffled_modality_logits(
+    model: CrossModalAnomalyDetector, features: SceneFeatures, permutation: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image moved, points moved): (B,) logits of each scene with its image, then its point
+    cloud, taken from scene permutation[i] (call in eval mode, no gradients).
+
+    Both encoders see one scene at a time in eval mode, so moving a modality's features is the
+    same as moving its inputs, and only the fusion runs again. Where permutation[permutation[i]]
+    is i (a paired derangement: every scene but at most three), scene i with its points moved
+    meets the same (points, image) pair as scene permutation[i] with its image moved: that
+    fusion is computed once for both.
+    """
+    tokens, mask, patches = features.point_tokens, features.point_mask, features.patches
+    permutation = permutation.to(tokens.device)
+    fused_image_moved = model.fuse_tokens(tokens, mask, patches[permutation])
+    fused_points_moved = fused_image_moved[permutation]
+    unpaired = permutation[permutation] != torch.arange(len(permutation), device=tokens.device)
+    if unpaired.any():
+        takes = permutation[unpaired]
+        fused_points_moved[unpaired] = model.fuse_tokens(tokens[takes], mask[takes], patches[unpaired])
+    image_moved = SceneFeatures(patches[permutation], features.image_embedding[permutation],
+                                tokens, mask, features.point_embedding)
+    points_moved = SceneFeatures(patches, features.image_embedding, tokens[permutation],
+                                 mask[permutation], features.point_embedding[permutation])
+    return (model.classify(image_moved, fused_image_moved).float().cpu(),
+            model.classify(points_moved, fused_points_moved).float().cpu())
+
+
+def shuffled_modality_aurocs(
+    model: CrossModalAnomalyDetector, split: data.AnomalySplit, device: Any,
+    features: SceneFeatures | None = None,
+) -> dict[str, float]:
+    """`image_shuffled/auroc` and `points_shuffled/auroc`: the split's AUROC with each scene's
+    image, then its point cloud, taken from another scene (a fixed paired derangement; labels
+    stay with their scene). `features`: the whole split's SceneFeatures when already computed
+    (kept under FEATURE_CACHE_BYTES), else each group of scenes is encoded in turn, so memory
+    stays bounded for a large split."""
+    permutation = paired_derangement(len(split), PROBE_SHUFFLE_SEED)
+    with eval_mode(model):
+        if features is not None:
+            image_moved, points_moved = shuffled_modality_logits(model, features, permutation)
+        else:
+            image_moved, points_moved = torch.empty(len(split)), torch.empty(len(split))
+            position = torch.empty(len(permutation), dtype=torch.long)
+            for group in closed_groups(permutation, EVAL_BATCH_SIZE):
+                position[group] = torch.arange(len(group))  # each scene's row in the group
+                image_moved[group], points_moved[group] = shuffled_modality_logits(
+                    model, encode_scenes(model, split, group, device), position[permutation[group]])
+    return {"image_shuffled/auroc": auroc(image_moved, split.scene_labels),
+            "points_shuffled/auroc": auroc(points_moved, split.scene_labels)}
 
 
 def training_batches(train: data.AnomalySplit, batch_size: int, seed: int, num_workers: int) -> DataLoader:
@@ -178,6 +257,9 @@ class AnomalyTask:
                 "config": config,
                 "data_dir": data_dir,
                 "pos_weight": positive_class_weight(config, train.scene_labels),
+                # val's last prediction (training steps then, SplitPrediction), for the probe
+                "training_steps": 0,
+                "val_prediction": None,
                 # val is loaded now so a bad val file fails before any training
                 "splits": {"train": train, "val": self._load(config, data_dir, "val")},
             },
@@ -188,15 +270,16 @@ class AnomalyTask:
         config: AnomalyConfig = setup.extras["config"]
         images, points, mask, labels = (tensor.to(setup.device, non_blocking=True) for tensor in batch)
         output = setup.model(normalise_images(images), points, mask)
+        setup.extras["training_steps"] += 1
         return {"loss": scene_loss(config, output.logits, labels, setup.extras["pos_weight"])}
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
         """AUROC, AUPRC, FPR95, accuracy with majority_rate, chance levels and `samples` (scenes)
         on a split."""
         scenes = self._split(setup, split)
-        output = predict_split(setup.model, scenes, setup.device)
+        prediction = self._predict(setup, split, scenes)
         return {
-            **detection_metrics(torch.sigmoid(output.logits), scenes.scene_labels),
+            **detection_metrics(torch.sigmoid(prediction.output.logits), scenes.scene_labels),
             "samples": float(len(scenes.scene_labels)),
         }
 
@@ -204,23 +287,37 @@ class AnomalyTask:
         """Per-modality embedding statistics and the val AUROC with each modality shuffled
         across the validation scenes (labels stay with their scene)."""
         val = self._split(setup, "val")
-        model, device = setup.model, setup.device
-        output = predict_split(model, val, device)
-        moved = derangement(len(val), PROBE_SHUFFLE_SEED)
-        images_moved = predict_split(model, val, device, image_order=moved)
-        points_moved = predict_split(model, val, device, point_order=moved)
+        prediction = self._val_prediction(setup, val)
         return {
-            **embedding_statistics(output.image_embedding, "image"),
-            **embedding_statistics(output.point_embedding, "points"),
-            "image_shuffled/auroc": auroc(images_moved.logits, val.scene_labels),
-            "points_shuffled/auroc": auroc(points_moved.logits, val.scene_labels),
+            **embedding_statistics(prediction.output.image_embedding, "image"),
+            **embedding_statistics(prediction.output.point_embedding, "points"),
+            **shuffled_modality_aurocs(setup.model, val, setup.device, prediction.features),
         }
 
     def figures(self, setup: TrialSetup, split: str) -> dict[str, Any]:
         """ROC and PR curves of the scene scores on a split."""
         scenes = self._split(setup, split)
-        scores = torch.sigmoid(predict_split(setup.model, scenes, setup.device).logits)
+        output = (self._val_prediction(setup, scenes) if split == "val"
+                  else predict_split(setup.model, scenes, setup.device)).output
+        scores = torch.sigmoid(output.logits)
         return {"roc_pr": roc_pr_curves(scores, scenes.scene_labels, title=f"{split} scenes")}
+
+    def _predict(self, setup: TrialSetup, split: str, scenes: data.AnomalySplit) -> SplitPrediction:
+        """Predict a split; val's prediction is kept for the probe, with the scenes' features
+        when they fit in FEATURE_CACHE_BYTES (the probe then only re-runs the fusion)."""
+        if split != "val":
+            return predict_split(setup.model, scenes, setup.device)
+        keep = feature_bytes(setup.model, scenes) <= FEATURE_CACHE_BYTES
+        prediction = predict_split(setup.model, scenes, setup.device, keep_features=keep)
+        setup.extras["val_prediction"] = (setup.extras["training_steps"], prediction)
+        return prediction
+
+    def _val_prediction(self, setup: TrialSetup, val: data.AnomalySplit) -> SplitPrediction:
+        """Val's prediction from the last evaluate, unless the model has trained since."""
+        cached = setup.extras["val_prediction"]
+        if cached is not None and cached[0] == setup.extras["training_steps"]:
+            return cached[1]
+        return self._predict(setup, "val", val)
 
     def _load(self, config: AnomalyConfig, data_dir: Path, split: str) -> data.AnomalySplit:
         return data.load_split(
