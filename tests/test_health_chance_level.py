@@ -5,7 +5,7 @@ import pytest
 
 from orchestrator.health import HealthConfig, guard_coverage
 from tests.health_histories import (
-    first_verdict, healthy_classification_history, healthy_retrieval_history, history_of, run,
+    first_verdict, healthy_classification_history, healthy_retrieval_history, history_of, only, run,
 )
 
 AUROC_BOUNDS = {"val/auroc": (0.0, 1.0), "val/accuracy": (0.0, 1.0)}
@@ -138,3 +138,39 @@ def test_coverage_says_whether_the_val_set_noise_is_known():
     coverage = guard_coverage(report, metric="val/auroc", mode="max", value_bounds=AUROC_BOUNDS,
                               config=HealthConfig())
     assert next(item for item in coverage if item.guard == "chance_level").gaps == ()
+
+
+# Val reports 1-3 of a real anomaly demo trial (bench/demo_spread.py --seed 1: learning rate
+# 1.6e-4, 128 points, image encoder frozen for 2 epochs): a slow learner whose AUROC is clearly
+# above chance while its AUPRC, on 36 anomalous scenes of 105, is still within noise of the
+# positive rate.
+SLOW_DETECTOR = {
+    "val/auroc": [0.5660, 0.5753, 0.6329],
+    "val/auprc": [0.3815, 0.3778, 0.4203],
+    "val/accuracy": [0.4762, 0.5429, 0.5619],
+}
+DETECTOR_BOUNDS = {"val/auroc": (0.0, 1.0), "val/auprc": (0.0, 1.0), "val/accuracy": (0.0, 1.0)}
+DETECTOR_CONSTANTS = {"val/chance/auroc": 0.5, "val/chance/auprc": 0.3429,
+                      "val/majority_rate": 0.6571, "val/samples": 105.0}
+
+
+def test_a_secondary_metric_near_chance_does_not_stop_scores_that_rank_above_chance():
+    history = history_of(SLOW_DETECTOR, **DETECTOR_CONSTANTS)
+    assert first_verdict(history, metric="val/auroc", bounds=DETECTOR_BOUNDS,
+                         config=only("chance_level")) is None
+
+
+def test_a_secondary_metric_at_chance_still_stops_scores_at_chance():
+    weak = {**SLOW_DETECTOR, "val/auroc": [0.52, 0.50, 0.53]}
+    verdict = first_verdict(history_of(weak, **DETECTOR_CONSTANTS), metric="val/auroc",
+                            bounds=DETECTOR_BOUNDS, config=only("chance_level"))
+    assert (verdict.guard, verdict.epoch) == ("chance_level", 3)
+    assert {"val/auroc", "val/auprc"} & set(verdict.evidence)
+
+
+def test_a_target_metric_at_chance_stops_even_when_an_auroc_ranks_well():
+    history = history_of(SLOW_DETECTOR, **DETECTOR_CONSTANTS)
+    verdict = first_verdict(history, metric="val/auprc", bounds=DETECTOR_BOUNDS,
+                            config=only("chance_level"))
+    assert (verdict.guard, verdict.epoch) == ("chance_level", 3)
+    assert "val/auprc averaged 0.3991 over epochs 2-3" in verdict.reason

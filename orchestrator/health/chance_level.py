@@ -33,7 +33,9 @@ class ChanceLevelGuard(Guard):
     chance when its mean over the window is within a margin of its chance level and its latest
     value is within twice that margin (a model that just started to learn is left alone):
     - `val/<m>` beside `val/chance/<m>`: chance as the task reports it (for a target metric
-      with mode "min" the direction flips);
+      with mode "min" the direction flips). A non-target one is skipped when an AUROC of the
+      same report is clearly above chance: the scores carry signal, and a secondary metric of
+      the same scores (a low-prevalence AUPRC) can sit within its noise of chance while they do;
     - `val/*auroc*`: chance 0.5. An AUROC wanders on both sides of 0.5 when the scores carry no
       signal, so one below 0.5 is at chance too; only one below 0.5 by twice the margin on every
       report of the window is called inverted (the scores rank negatives first);
@@ -107,14 +109,31 @@ class ChanceLevelGuard(Guard):
             return mean, chance, margin, values
         return None
 
+    def _aurocs(self, latest: Mapping[str, Any], trial: TrialFacts) -> dict[str, float]:
+        """The report's higher-is-better val AUROCs, each with its margin at chance."""
+        return {
+            key: self._margin(key, latest, trial, CHANCE_AUROC, self.auroc_band, True)
+            for key in latest
+            if key.startswith("val/") and not key.startswith("val/chance/") and is_auroc(key)
+            and finite(latest.get(key)) is not None and higher_is_better(key, trial)
+        }
+
     def _findings(self, window, trial: TrialFacts, span: str):
         latest = window[-1]
         found: list[_Finding] = []
+        auroc_margins = self._aurocs(latest, trial)
+        # Scores that rank positives above negatives beyond the noise carry signal, whatever a
+        # secondary metric of the same scores says: a low-prevalence AUPRC or a badly thresholded
+        # accuracy of a weak model sits within its noise of chance while the AUROC does not.
+        ranks_well = any(finite(latest.get(key)) > CHANCE_AUROC + margin
+                         for key, margin in auroc_margins.items())
         for key in latest:
             if not key.startswith("val/chance/"):
                 continue
             metric_key = "val/" + key[len("val/chance/"):]
             if is_auroc(metric_key) or finite(latest.get(metric_key)) is None:
+                continue
+            if metric_key != trial.metric and ranks_well:
                 continue
             higher = higher_is_better(metric_key, trial)
             judged = self._judge(
@@ -127,13 +146,7 @@ class ChanceLevelGuard(Guard):
                                       f"{_mean_text(metric_key, mean, values, span)}, within "
                                       f"{fmt(margin)} of its chance level {fmt(chance)}",
                                       "the model predicts no better than chance"))
-        auroc_margins = {}
-        for key in latest:
-            if key.startswith("val/chance/") or not is_auroc(key) or finite(latest.get(key)) is None:
-                continue
-            if not key.startswith("val/") or not higher_is_better(key, trial):
-                continue
-            auroc_margins[key] = self._margin(key, latest, trial, CHANCE_AUROC, self.auroc_band, True)
+        for key in auroc_margins:
             judged = self._judge(key, window, trial, lambda report: CHANCE_AUROC, self.auroc_band, True)
             if not judged:
                 continue
@@ -149,8 +162,6 @@ class ChanceLevelGuard(Guard):
                 meaning = ("the scores carry no signal about the labels (an AUROC wanders on "
                            "both sides of 0.5 when they carry none)")
             found.append(_Finding(key, {key: values[-1], "mean": mean, "margin": margin}, seen, meaning))
-        ranks_well = any(finite(latest.get(key)) > CHANCE_AUROC + margin
-                         for key, margin in auroc_margins.items())
         for key in latest:
             if key.startswith("val/chance/") or "balanced" in key.lower():
                 continue
