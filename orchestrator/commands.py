@@ -56,8 +56,9 @@ def run_sweeps(
             _announce(one, options, console)
         swept_tasks = sweep_side_by_side(
             [one.task.name for one in prepared],
-            lambda index, stop: run(prepared[index], options, client,
-                                    experiment_ids[prepared[index].task.name], console, stop),
+            lambda index, stop, wait_for_others: run(
+                prepared[index], options, client, experiment_ids[prepared[index].task.name],
+                console, stop, before_drawing=wait_for_others),
             options.resume_hint())
     else:
         swept_tasks = []

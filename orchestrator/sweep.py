@@ -12,7 +12,7 @@ import signal
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -252,12 +252,15 @@ def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
 def run(
     prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
     console: Console, stop: threading.Event | None = None,
+    before_drawing: Callable[[], None] | None = None,
 ) -> TaskSweep:
     """Run one task's sweep to its end or to a Ctrl-C (orchestrator/interruption.py).
 
     In the main thread Ray Tune catches Ctrl-C itself. Beside other tasks (a thread of its
     own, orchestrator/concurrent_sweeps.py) the sweep stops when `stop` is set, as Tune stops
     on a Ctrl-C, and ends as interrupted; its progress is then one line per event.
+    `before_drawing` is called once the experiment has ended, before the best trials are drawn
+    (beside other tasks: it waits for their experiments, so drawings take no trial's slot).
     """
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
@@ -344,6 +347,8 @@ def run(
     handler_before = signal.getsignal(signal.SIGINT)
     try:
         grid = tuner.fit()
+        if before_drawing is not None:
+            before_drawing()
         final_results = {
             _trial_id(result): FinalResult(
                 result.metrics, None if result.error is None else str(result.error),
