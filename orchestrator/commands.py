@@ -20,8 +20,10 @@ from orchestrator.outcomes import stopped_by_guard
 from orchestrator.preflight import preflight_all
 from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.tracking import open_experiment
+from orchestrator.slot_shares import cluster_slots
 from orchestrator.sweep import (
-    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run)
+    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
+    trial_resources)
 
 
 def run_sweeps(
@@ -58,8 +60,8 @@ def run_sweeps(
             [one.task.name for one in prepared],
             lambda index, stop, wait_for_others: run(
                 prepared[index], options, client, experiment_ids[prepared[index].task.name],
-                console, stop, before_drawing=wait_for_others),
-            options.resume_hint())
+                console, stop, before_drawing=wait_for_others, share_slots=True),
+            options.resume_hint(), slots=cluster_slots(trial_resources(options)))
     else:
         swept_tasks = []
         for one in prepared:

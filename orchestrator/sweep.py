@@ -30,6 +30,7 @@ from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
 from orchestrator.searcher import make_searcher
+from orchestrator.slot_shares import SharedSlotLimiter
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
 from orchestrator.tracking import DATA_LEAK, FinalResult, MlflowTracker
 from orchestrator.trainable import TrialPlan, run_trial
@@ -252,7 +253,7 @@ def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
 def run(
     prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
     console: Console, stop: threading.Event | None = None,
-    before_drawing: Callable[[], None] | None = None,
+    before_drawing: Callable[[], None] | None = None, share_slots: bool = False,
 ) -> TaskSweep:
     """Run one task's sweep to its end or to a Ctrl-C (orchestrator/interruption.py).
 
@@ -261,6 +262,8 @@ def run(
     on a Ctrl-C, and ends as interrupted; its progress is then one line per event.
     `before_drawing` is called once the experiment has ended, before the best trials are drawn
     (beside other tasks: it waits for their experiments, so drawings take no trial's slot).
+    `share_slots`: the task's trials in flight are capped at its share of the cluster's slots
+    (orchestrator/slot_shares.py; beside other tasks).
     """
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
@@ -319,7 +322,8 @@ def run(
             trainable,
             tune_config=tune.TuneConfig(
                 metric=metric, mode=mode, num_samples=options.trials,
-                search_alg=_searcher(spec, options, prepared.max_epochs, experiment_dir, task.name),
+                search_alg=_searcher(spec, options, prepared.max_epochs, experiment_dir, task.name,
+                                     share_slots),
                 scheduler=_scheduler(spec, prepared.max_epochs),
                 trial_dirname_creator=_trial_dirname,
                 # A worker process per trial costs a Python start and the imports of torch and
@@ -420,11 +424,14 @@ def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:
 
 
 def _searcher(spec: SearchSpaceSpec, options: SweepOptions, max_epochs: int,
-              experiment_dir: str, task_name: str) -> Any:
-    return make_searcher(
+              experiment_dir: str, task_name: str, share_slots: bool) -> Any:
+    searcher = make_searcher(
         OptunaSpace(spec), spec.metric, spec.mode, max_epochs=max_epochs, trials=options.trials,
         seed=options.seed, experiment_dir=experiment_dir, study_name=task_name,
-        concurrency=options.concurrency)
+        concurrency=None if share_slots else options.concurrency)
+    if share_slots:
+        return SharedSlotLimiter(searcher, task_name, options.trials, options.concurrency)
+    return searcher
 
 
 def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
