@@ -22,6 +22,8 @@ import threading
 from typing import Any
 
 import ray
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 UNCAPPED = 1_000_000  # ConcurrencyLimiter wants an int; no cluster holds this many trials
@@ -91,6 +93,25 @@ class SharedSlotLimiter(ConcurrencyLimiter):
         if shares and (self.sampled >= self.trials or suggestion == Searcher.FINISHED):
             shares.all_sampled(self.task_name)
         return suggestion
+
+
+class NewestFirstASHA(ASHAScheduler):
+    """ASHA that starts the newest pending trial first (Tune's schedulers start the oldest).
+
+    With a share above one, a task has a trial running and the next one waiting while a new
+    worker starts for it. When the running trial ends before that worker is up (pruned trials
+    are often shorter than a worker's start), Tune gives the ended trial's worker to the
+    trial the scheduler picks; the oldest is the waiting one, and Tune then kills the worker
+    starting for it, which held a slot the whole time. bench/cluster_use.py found a slot
+    caught in that loop for 100 s. The newest trial (just sampled) has no worker coming: it
+    takes the free worker, and the starting one stays for the trial it was started for.
+    """
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        for trial in reversed(tune_controller.get_trials()):
+            if trial.status == Trial.PENDING:
+                return trial
+        return super().choose_trial_to_run(tune_controller)  # paused ones, as Tune orders them
 
 
 def cluster_slots(resources: dict[str, float]) -> int:

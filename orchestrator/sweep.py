@@ -30,7 +30,7 @@ from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
 from orchestrator.searcher import make_searcher
-from orchestrator.slot_shares import SharedSlotLimiter
+from orchestrator.slot_shares import NewestFirstASHA, SharedSlotLimiter
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
 from orchestrator.tracking import DATA_LEAK, FinalResult, MlflowTracker
 from orchestrator.trainable import TrialPlan, run_trial
@@ -324,7 +324,7 @@ def run(
                 metric=metric, mode=mode, num_samples=options.trials,
                 search_alg=_searcher(spec, options, prepared.max_epochs, experiment_dir, task.name,
                                      share_slots),
-                scheduler=_scheduler(spec, prepared.max_epochs),
+                scheduler=_scheduler(spec, prepared.max_epochs, share_slots),
                 trial_dirname_creator=_trial_dirname,
                 # A worker process per trial costs a Python start and the imports of torch and
                 # the task: bench/reuse_actors.py measured 1-epoch trials at 0.40x the wall
@@ -434,8 +434,9 @@ def _searcher(spec: SearchSpaceSpec, options: SweepOptions, max_epochs: int,
     return searcher
 
 
-def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
-    return ASHAScheduler(
+def _scheduler(spec: SearchSpaceSpec, max_epochs: int, share_slots: bool = False) -> ASHAScheduler:
+    scheduler = NewestFirstASHA if share_slots else ASHAScheduler
+    return scheduler(
         time_attr="training_iteration",
         max_t=max_epochs,
         grace_period=min(spec.budget.grace_period, max_epochs),

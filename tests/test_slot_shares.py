@@ -83,3 +83,21 @@ def test_slots_are_the_trials_each_alive_node_holds_by_its_scarcest_resource():
     assert slots_on(nodes, {"cpu": 1.5, "gpu": 0}) == 3
     assert slots_on([{"CPU": 16.0, "GPU": 1.0}], {"cpu": 1, "gpu": 0.5}) == 2
     assert slots_on(nodes, {"cpu": 0, "gpu": 0}) == 0
+
+
+def test_the_newest_pending_trial_starts_first_then_paused_ones():
+    from ray.tune.experiment import Trial
+
+    from orchestrator.slot_shares import NewestFirstASHA
+
+    class Trials:
+        def __init__(self, *statuses):
+            self.trials = [type("T", (), {"status": status, "n": n})() for n, status in enumerate(statuses)]
+
+        def get_trials(self):
+            return self.trials
+
+    scheduler = NewestFirstASHA(time_attr="training_iteration", max_t=4)
+    assert scheduler.choose_trial_to_run(Trials(Trial.RUNNING, Trial.PENDING, Trial.PENDING)).n == 2
+    assert scheduler.choose_trial_to_run(Trials(Trial.PAUSED, Trial.RUNNING, Trial.PAUSED)).n == 0
+    assert scheduler.choose_trial_to_run(Trials(Trial.RUNNING, Trial.TERMINATED)) is None
