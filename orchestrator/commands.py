@@ -19,8 +19,8 @@ from orchestrator.node_check import check_every_node
 from orchestrator.outcomes import stopped_by_guard
 from orchestrator.preflight import preflight_all
 from orchestrator.progress import config_text, print_full_width, summary_table
-from orchestrator.tracking import open_experiment
 from orchestrator.slot_shares import cluster_slots
+from orchestrator.tracking import open_experiment
 from orchestrator.sweep import (
     PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
     trial_resources)

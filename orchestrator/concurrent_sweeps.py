@@ -16,7 +16,7 @@ event it sets instead of its own, so each task stops as a lone sweep stops on Ct
 Trials first: a task whose experiment has ended draws its best trials' figures (Ray tasks
 with a trial's resources, best_figures.py) only once every task's experiment has ended.
 Drawn at once, they held slots that other tasks' trials were waiting for: bench/cluster_use.py
-found a third of the idle slot-seconds of a sweep of the five demo tasks in those drawings.
+found about half the idle slot-seconds of a sweep of the five demo tasks in those drawings.
 """
 
 from __future__ import annotations
