@@ -13,7 +13,11 @@ from Ray Tune's start of the trial to its end (complete, pruned, stopped or fail
 sweep's MLflow trial runs record them (their start and end times), and the wall is the first
 trial's start to the last trial's end (Ray's and the preflight's start-up left out: they are the
 same for both modes). Slots stay idle when the tasks left have fewer trials to run than there
-are slots (a task's last ASHA rungs), and between two tasks run one after another.
+are slots (a task's last ASHA rungs), while a new worker process starts for a trial, and between
+two tasks run one after another (where one at a time draws the first task's best trials; all at
+once draws every task's after the last trial ended, orchestrator/concurrent_sweeps.py, so the
+drawings fall outside its wall but inside its command time). The machine's load average is
+printed beside each mode: on a shared machine worker start-up, and so slot use, depends on it.
 
     python -m bench.cluster_use [--trials 8] [--max-epochs 4] [--nodes 2] [--slots-per-node 2]
 
@@ -46,6 +50,7 @@ class SweepUse:
     mode: str
     intervals: list[tuple[float, float]]
     command_seconds: float
+    load: tuple[float, float]  # the machine's 1-minute load average when the sweep began, ended
 
     @property
     def wall(self) -> float:
@@ -96,13 +101,14 @@ def sweep(mode: str, address: str, workdir: Path, tasks: list[str], trials: int,
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("ORCHESTRATE_STORAGE", None)
     print(f"[{mode}] {' '.join(command[1:])}", flush=True)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode not in (0, 1):  # 1: a task without a finished trial, still a sweep that ran
         raise SystemExit(f"error: orchestrate sweep ({mode}) exited {done.returncode}:\n"
                          f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return SweepUse(mode, trial_intervals(workdir, name, tasks), seconds)
+    return SweepUse(mode, trial_intervals(workdir, name, tasks), seconds,
+                    (load_before, os.getloadavg()[0]))
 
 
 def trial_intervals(workdir: Path, sweep_name: str, tasks: list[str]) -> list[tuple[float, float]]:
@@ -154,14 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{len(tasks)} tasks x {args.trials} trials, {budget} each; "
           f"{args.nodes} nodes x {args.slots_per_node} slots; {os.cpu_count()} cores")
     print("| mode | trials | wall s (first trial start to last end) | busy slot-s | slot use "
-          "| idle slot-s before the last trial start / after | command s |")
-    print("|---|---|---|---|---|---|---|")
+          "| idle slot-s before the last trial start / after | command s | load average at start / end |")
+    print("|---|---|---|---|---|---|---|---|")
     for use in uses:
         idle = slots * use.wall - use.busy
         tail = use.idle_in_tail(slots)
         print(f"| {use.mode} | {len(use.intervals)} | {use.wall:.1f} | {use.busy:.1f} | "
               f"{use.slot_use(slots):.2f} | {idle - tail:.0f} / {tail:.0f} | "
-              f"{use.command_seconds:.0f} |")
+              f"{use.command_seconds:.0f} | {use.load[0]:.1f} / {use.load[1]:.1f} |")
     at_once, one_by_one = uses
     print(f"\nall at once: {at_once.wall / one_by_one.wall:.2f}x the wall time of one at a time")
 

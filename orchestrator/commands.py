@@ -19,9 +19,11 @@ from orchestrator.node_check import check_every_node
 from orchestrator.outcomes import stopped_by_guard
 from orchestrator.preflight import preflight_all
 from orchestrator.progress import config_text, print_full_width, summary_table
+from orchestrator.slot_shares import cluster_slots
 from orchestrator.tracking import open_experiment
 from orchestrator.sweep import (
-    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run)
+    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
+    trial_resources)
 
 
 def run_sweeps(
@@ -56,9 +58,10 @@ def run_sweeps(
             _announce(one, options, console)
         swept_tasks = sweep_side_by_side(
             [one.task.name for one in prepared],
-            lambda index, stop: run(prepared[index], options, client,
-                                    experiment_ids[prepared[index].task.name], console, stop),
-            options.resume_hint())
+            lambda index, stop, wait_for_others: run(
+                prepared[index], options, client, experiment_ids[prepared[index].task.name],
+                console, stop, before_drawing=wait_for_others, share_slots=True),
+            options.resume_hint(), slots=cluster_slots(trial_resources(options)))
     else:
         swept_tasks = []
         for one in prepared:

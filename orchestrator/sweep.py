@@ -12,7 +12,7 @@ import signal
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -30,6 +30,7 @@ from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
 from orchestrator.searcher import make_searcher
+from orchestrator.slot_shares import NewestFirstASHA, SharedSlotLimiter
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
 from orchestrator.tracking import DATA_LEAK, FinalResult, MlflowTracker
 from orchestrator.trainable import TrialPlan, run_trial
@@ -253,12 +254,17 @@ def place_data(prepared: PreparedSweep, options: SweepOptions, on_cluster: bool,
 def run(
     prepared: PreparedSweep, options: SweepOptions, client: MlflowClient, experiment_id: str,
     console: Console, stop: threading.Event | None = None,
+    before_drawing: Callable[[], None] | None = None, share_slots: bool = False,
 ) -> TaskSweep:
     """Run one task's sweep to its end or to a Ctrl-C (orchestrator/interruption.py).
 
     In the main thread Ray Tune catches Ctrl-C itself. Beside other tasks (a thread of its
     own, orchestrator/concurrent_sweeps.py) the sweep stops when `stop` is set, as Tune stops
     on a Ctrl-C, and ends as interrupted; its progress is then one line per event.
+    `before_drawing` is called once the experiment has ended, before the best trials are drawn
+    (beside other tasks: it waits for their experiments, so drawings take no trial's slot).
+    `share_slots`: the task's trials in flight are capped at its share of the cluster's slots
+    (orchestrator/slot_shares.py; beside other tasks).
     """
     task, spec = prepared.task, prepared.spec
     metric, mode = spec.metric, spec.mode
@@ -317,8 +323,9 @@ def run(
             trainable,
             tune_config=tune.TuneConfig(
                 metric=metric, mode=mode, num_samples=options.trials,
-                search_alg=_searcher(spec, options, prepared.max_epochs, experiment_dir, task.name),
-                scheduler=_scheduler(spec, prepared.max_epochs),
+                search_alg=_searcher(spec, options, prepared.max_epochs, experiment_dir, task.name,
+                                     share_slots),
+                scheduler=_scheduler(spec, prepared.max_epochs, share_slots),
                 trial_dirname_creator=_trial_dirname,
                 # A worker process per trial costs a Python start and the imports of torch and
                 # the task: bench/reuse_actors.py measured 1-epoch trials at 0.40x the wall
@@ -345,6 +352,8 @@ def run(
     handler_before = signal.getsignal(signal.SIGINT)
     try:
         grid = tuner.fit()
+        if before_drawing is not None:
+            before_drawing()
         final_results = {
             _trial_id(result): FinalResult(
                 result.metrics, None if result.error is None else str(result.error),
@@ -416,15 +425,19 @@ def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:
 
 
 def _searcher(spec: SearchSpaceSpec, options: SweepOptions, max_epochs: int,
-              experiment_dir: str, task_name: str) -> Any:
-    return make_searcher(
+              experiment_dir: str, task_name: str, share_slots: bool) -> Any:
+    searcher = make_searcher(
         OptunaSpace(spec), spec.metric, spec.mode, max_epochs=max_epochs, trials=options.trials,
         seed=options.seed, experiment_dir=experiment_dir, study_name=task_name,
-        concurrency=options.concurrency)
+        concurrency=None if share_slots else options.concurrency)
+    if share_slots:
+        return SharedSlotLimiter(searcher, task_name, options.trials, options.concurrency)
+    return searcher
 
 
-def _scheduler(spec: SearchSpaceSpec, max_epochs: int) -> ASHAScheduler:
-    return ASHAScheduler(
+def _scheduler(spec: SearchSpaceSpec, max_epochs: int, share_slots: bool = False) -> ASHAScheduler:
+    scheduler = NewestFirstASHA if share_slots else ASHAScheduler
+    return scheduler(
         time_attr="training_iteration",
         max_t=max_epochs,
         grace_period=min(spec.budget.grace_period, max_epochs),

@@ -7,6 +7,8 @@ Ctrl-C comes), one Ctrl-C stops both tasks as interrupted (exit 130, both sweep 
 the trials in flight `interrupted`) and the printed command finishes both: every run complete,
 one value per epoch. `--one-at-a-time`: the second task's trials start after the first task's
 ended. Overlap is judged from the start and end times MLflow recorded, never from durations.
+A task whose experiment ended draws its best trials only once every task's experiment has
+(trials first): judged from the order of events, with plain functions in place of sweeps.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from orchestrator.concurrent_sweeps import sweep_side_by_side
 from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.mlflow_checks import assert_one_value_per_step, runs_of
 from tests.side_by_side_tasks import SPACES, classifier, matcher
@@ -125,3 +129,37 @@ def test_one_at_a_time_sweeps_the_second_task_after_the_first(workdir):
     assert len(first) == len(second) == 2
     assert all(run.info.status == "FINISHED" for run in first + second)
     assert max(run.info.end_time for run in first) <= min(run.info.start_time for run in second)
+
+
+def test_a_task_goes_on_after_its_experiment_only_once_every_task_s_experiment_ended():
+    events: list[str] = []
+    first_drew = threading.Event()
+
+    def sweep_one(index, stop, wait_for_others):
+        if index == 1:  # ends at once if the first task draws without waiting, else after 1 s
+            first_drew.wait(1.0)
+        events.append(f"experiment {index} ended")
+        wait_for_others()
+        events.append(f"drawing {index}")
+        if index == 0:
+            first_drew.set()
+        return index
+
+    assert sweep_side_by_side(["first", "second"], sweep_one, "resume") == [0, 1]
+    assert events.index("drawing 0") > events.index("experiment 1 ended")
+    assert events.index("drawing 1") > events.index("experiment 0 ended")
+
+
+def test_a_task_that_raises_before_its_experiment_ended_holds_no_other_task_back():
+    waited = threading.Event()
+
+    def sweep_one(index, stop, wait_for_others):
+        if index == 1:
+            raise RuntimeError("task 1 could not start")
+        wait_for_others()  # returns: task 1 raised (its thread marks it ended and sets stop)
+        waited.set()
+        return index
+
+    with pytest.raises(RuntimeError, match="task 1 could not start"):
+        sweep_side_by_side(["first", "second"], sweep_one, "resume")
+    assert waited.is_set()
