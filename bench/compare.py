@@ -476,6 +476,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--max-epochs", type=int, help="epoch budget [the space's]")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, each a full run")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here (--first-seed 1 --seeds 2: seeds 1 and 2)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--grace-period", type=int,
@@ -505,13 +507,14 @@ def main(argv: list[str] | None = None) -> None:
         spec = load_spec(space_path)
         max_epochs = args.max_epochs or spec.budget.max_epochs
         data_dir = prepare_data(reference, args.data_dir, Path(tmp))
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             workdir = Path(tmp) / f"seed{seed}"
             bench = Bench(reference, spec, Path(space_path).resolve(), data_dir.resolve(),
                           args.trials, max_epochs, args.concurrency, seed, workdir)
             per_seed.append(run_seed(bench, args.arms))
+    seeds = f"{args.first_seed}-{args.first_seed + args.seeds - 1}"
     print(f"task {reference}, {args.trials} trials x {max_epochs} epochs, concurrency "
-          f"{args.concurrency}, seeds {args.seeds} (mean, min-max over seeds); pruning budget: "
+          f"{args.concurrency}, seeds {seeds} (mean, min-max over seeds); pruning budget: "
           f"grace period {min(spec.budget.grace_period, max_epochs)}, reduction factor "
           f"{spec.budget.reduction_factor:g}")
     grace = min(spec.budget.grace_period, max_epochs)
