@@ -33,11 +33,14 @@ by their final result (what a first rung at epoch k can see).
 
     python -m bench.compare [--task bench.tasks.broken_space:task] [--trials 12]
         [--max-epochs 12] [--seeds 3] [--arms random asha hyperband sha orchestrate]
-        [--grace-period G] [--reduction-factor R] [--workdir DIR]
+        [--first-seed 0] [--grace-period G] [--reduction-factor R] [--workdir DIR]
 
 --grace-period and --reduction-factor replace the space's budget for every arm that prunes
 (ASHA, both Optuna pruners, the sweep), so two budgets can be compared side by side; --workdir
 keeps every arm's runs (Tune results, the sweep's MLflow store) instead of a temporary folder.
+The header also prints the budget's rungs, what synchronous successive halving would cost at
+that budget, and the floor no pruning schedule goes under (`successive_halving_cost`): a ratio
+goal below that floor cannot be met by pruning alone.
 
 Wall-time ratios are side by side in one run on a shared machine: read them as rough.
 """
