@@ -33,6 +33,14 @@ by their final result (what a first rung at epoch k can see).
 
     python -m bench.compare [--task bench.tasks.broken_space:task] [--trials 12]
         [--max-epochs 12] [--seeds 3] [--arms random asha hyperband sha orchestrate]
+        [--first-seed 0] [--grace-period G] [--reduction-factor R] [--workdir DIR]
+
+--grace-period and --reduction-factor replace the space's budget for every arm that prunes
+(ASHA, both Optuna pruners, the sweep), so two budgets can be compared side by side; --workdir
+keeps every arm's runs (Tune results, the sweep's MLflow store) instead of a temporary folder.
+The header also prints the budget's rungs, what synchronous successive halving would cost at
+that budget, and the floor no pruning schedule goes under (`successive_halving_cost`): a ratio
+goal below that floor cannot be met by pruning alone.
 
 Wall-time ratios are side by side in one run on a shared machine: read them as rough.
 """
@@ -53,11 +61,13 @@ import tempfile
 import threading
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import yaml
 
 from bench.epochs import TrialSpec, trial_epochs
 from orchestrator.registry import default_space_path, load_task, task_reference
@@ -356,6 +366,32 @@ def _spearman(xs: list[float], ys: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def rungs(max_epochs: int, grace_period: int, reduction_factor: float) -> list[int]:
+    """The epochs where Ray's ASHA (one bracket) judges a trial, ascending: grace * rf^k
+    below max_epochs, each at the first report that reaches it."""
+    count = int(math.log(max_epochs / grace_period) / math.log(reduction_factor) + 1)
+    return sorted({math.ceil(grace_period * reduction_factor ** k) for k in range(count)})
+
+
+def successive_halving_cost(trials: int, max_epochs: int, grace_period: int,
+                            reduction_factor: float) -> tuple[int, int]:
+    """Trial-epochs of (synchronous successive halving at ASHA's rungs, the floor of any
+    pruning schedule) for `trials` trials of `max_epochs` epochs.
+
+    Synchronous halving keeps the top 1/rf (at least one) at each rung and runs the survivors
+    of the last rung to `max_epochs`; asynchronous ASHA costs more, as it promotes the first
+    trials to reach a rung before it has seen the others. The floor trains every trial to the
+    first rung and a single one on to the end: no schedule that judges trials at their first
+    rung and trains a winner to the budget costs less.
+    """
+    cost, survivors, reached = 0, trials, 0
+    for rung in rungs(max_epochs, grace_period, reduction_factor) + [max_epochs]:
+        cost += survivors * (rung - reached)
+        reached = rung
+        survivors = max(1, int(survivors // reduction_factor))
+    return cost, trials * grace_period + max_epochs - grace_period
+
+
 COLUMNS = [("trial_epochs", "trial-epochs", "{:.0f}"), ("epoch_ratio", "x full budget", "{:.2f}"),
            ("best", "best", "{:.3f}"), ("gap_pct", "gap to best arm %", "{:.1f}"),
            ("broken_epochs", "epochs on broken trials", "{:.0f}"),
@@ -416,6 +452,24 @@ def run_seed(bench: Bench, arms: list[str]) -> dict[str, dict[str, float]]:
     return per_arm
 
 
+def with_budget(space_path: Path, grace_period: int | None, reduction_factor: float | None,
+                workdir: Path) -> Path:
+    """The space at `space_path` with its budget's grace period and reduction factor replaced
+    where given, written under `workdir` (validated as the sweep will read it); `space_path`
+    itself when nothing is replaced."""
+    if grace_period is None and reduction_factor is None:
+        return space_path
+    raw = yaml.safe_load(Path(space_path).read_text())
+    if grace_period is not None:
+        raw["budget"]["grace_period"] = grace_period
+    if reduction_factor is not None:
+        raw["budget"]["reduction_factor"] = reduction_factor
+    target = workdir / f"budget-{Path(space_path).name}"
+    target.write_text(yaml.safe_dump(raw, sort_keys=False))
+    load_spec(target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default=BROKEN_SPACE,
@@ -425,8 +479,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--max-epochs", type=int, help="epoch budget [the space's]")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, each a full run")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here (--first-seed 1 --seeds 2: seeds 1 and 2)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--grace-period", type=int,
+                        help="first rung, in epochs, for every pruning arm [the space's]")
+    parser.add_argument("--reduction-factor", type=float,
+                        help="rung reduction factor for every pruning arm [the space's]")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the runs in this (new or empty) folder [a temporary one]")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args(argv)
 
@@ -437,18 +499,35 @@ def main(argv: list[str] | None = None) -> None:
     reference = task_reference(args.task)
     space_path = args.space or (REPO / "bench" / "tasks" / "broken_space.yaml"
                                 if reference == BROKEN_SPACE else default_space_path(load_task(reference)))
-    spec = load_spec(space_path)
-    max_epochs = args.max_epochs or spec.budget.max_epochs
     per_seed = []
-    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    workspace = (nullcontext(str(args.workdir.resolve())) if args.workdir is not None
+                 else tempfile.TemporaryDirectory(prefix="bench-compare-"))
+    with workspace as tmp:
+        space_path = with_budget(Path(space_path), args.grace_period, args.reduction_factor,
+                                 Path(tmp))
+        spec = load_spec(space_path)
+        max_epochs = args.max_epochs or spec.budget.max_epochs
         data_dir = prepare_data(reference, args.data_dir, Path(tmp))
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             workdir = Path(tmp) / f"seed{seed}"
             bench = Bench(reference, spec, Path(space_path).resolve(), data_dir.resolve(),
                           args.trials, max_epochs, args.concurrency, seed, workdir)
             per_seed.append(run_seed(bench, args.arms))
+    seeds = f"{args.first_seed}-{args.first_seed + args.seeds - 1}"
     print(f"task {reference}, {args.trials} trials x {max_epochs} epochs, concurrency "
-          f"{args.concurrency}, seeds {args.seeds} (mean, min-max over seeds)\n")
+          f"{args.concurrency}, seeds {seeds} (mean, min-max over seeds); pruning budget: "
+          f"grace period {min(spec.budget.grace_period, max_epochs)}, reduction factor "
+          f"{spec.budget.reduction_factor:g}")
+    grace = min(spec.budget.grace_period, max_epochs)
+    halving, floor = successive_halving_cost(args.trials, max_epochs, grace,
+                                             spec.budget.reduction_factor)
+    full = args.trials * max_epochs
+    print(f"rungs at epochs {rungs(max_epochs, grace, spec.budget.reduction_factor)}; synchronous "
+          f"successive halving would cost {halving} trial-epochs ({halving / full:.2f}x full "
+          f"budget); no schedule that trains every trial {grace} epoch(s) and one to the end "
+          f"costs less than {floor} ({floor / full:.2f}x)\n")
     print(table(per_seed, args.arms))
     curves = [seed["random"]["curve"] for seed in per_seed if "curve" in seed.get("random", {})]
     if curves:

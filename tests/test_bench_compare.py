@@ -70,3 +70,32 @@ def test_learning_curve_ranks_say_when_an_early_epoch_would_have_dropped_the_win
     assert [k for k, _, _ in rows] == [1, 2, 3]
     assert rows[0][2] == 2 / 3 and rows[2][2] == 0.0  # two of three ahead of it at epoch 1
     assert rows[2][1] == 1.0 and rows[0][1] < rows[2][1]
+
+
+def test_successive_halving_cost_follows_ashas_rungs_and_the_floor_trains_one_trial_to_the_end():
+    from bench.compare import rungs, successive_halving_cost
+    assert rungs(12, 1, 2) == [1, 2, 4, 8]
+    assert rungs(12, 1, 4) == [1, 4]
+    assert rungs(6, 2, 2) == [2, 4]
+    # 20 trials: 20 x 1 + 10 x 1 + 5 x 2 + 2 x 4 + 1 x 4 epochs
+    assert successive_halving_cost(20, 12, 1, 2) == (52, 31)
+    # 8 trials of 6 epochs: every trial's first epoch and one trial's other 5 are 13 > 48 / 4
+    assert successive_halving_cost(8, 6, 1, 2) == (18, 13)
+
+
+def test_a_budget_override_writes_a_checked_copy_of_the_space_and_leaves_the_original(tmp_path):
+    import pytest
+
+    from bench.compare import REPO, with_budget
+    from orchestrator.spaces import SpecError, load_spec
+    original = REPO / "bench" / "tasks" / "broken_space.yaml"
+    before = original.read_text()
+    assert with_budget(original, None, None, tmp_path) == original
+    copy = with_budget(original, 2, 4, tmp_path)
+    assert copy.parent == tmp_path
+    budget = load_spec(copy).budget
+    assert (budget.max_epochs, budget.grace_period, budget.reduction_factor) == (12, 2, 4.0)
+    assert load_spec(copy).parameters == load_spec(original).parameters
+    assert original.read_text() == before
+    with pytest.raises(SpecError, match="grace_period"):
+        with_budget(original, 13, None, tmp_path)
