@@ -51,7 +51,7 @@ def task_args(*extra: str) -> list[str]:
 
 def start_sweep(workdir: Path, *args: str) -> subprocess.Popen:
     """`orchestrate sweep` in its own process group, as a shell runs a foreground command."""
-    return subprocess.Popen(orchestrate_command("sweep", "--figures-of-best", "0", *args), cwd=workdir,
+    return subprocess.Popen(orchestrate_command("sweep", *args), cwd=workdir,
                             env=orchestrate_env(plugins=True), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -81,7 +81,7 @@ def interrupt_when_both_in_flight(sweep) -> list[str]:
 @pytest.mark.slow
 def test_tasks_swept_at_once_run_their_own_trials_side_by_side_and_stop_and_resume_together(workdir):
     write_spaces(workdir)
-    args = task_args("--trials", "2", "--concurrency", "1", "--name", "both")
+    args = task_args("--trials", "2", "--concurrency", "1", "--figures-of-best", "0", "--name", "both")
     sweep = start_sweep(workdir, *args)
     output = interrupt_when_both_in_flight(sweep)
     assert sweep.wait(timeout=120) == 130, "".join(output)[-3000:]

@@ -31,7 +31,7 @@ LISTEN = "0A"  # the TCP state LISTEN in /proc/net/tcp
 
 def start_sweep(workdir: Path, *args: str) -> subprocess.Popen:
     """`orchestrate sweep` in its own process group, as a shell runs a foreground command."""
-    return subprocess.Popen(orchestrate_command("sweep", "--figures-of-best", "0", *args), cwd=workdir, env=orchestrate_env(),
+    return subprocess.Popen(orchestrate_command("sweep", *args), cwd=workdir, env=orchestrate_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -94,7 +94,8 @@ def is_loopback(address: str) -> bool:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_sweep_as_interrupted_and_its_printed_command_resumes_it(workdir):
-    args = ["--task", "retrieval", "--trials", "2", "--max-epochs", "3", "--name", "ctrlc"]
+    args = ["--task", "retrieval", "--trials", "2", "--max-epochs", "3", "--figures-of-best", "0",
+            "--name", "ctrlc"]
     sweep = start_sweep(workdir, *args)
     output: list[str] = []
     read_until(sweep, r"epoch 2/3", output)
@@ -149,7 +150,8 @@ def test_ctrl_c_stops_the_sweep_as_interrupted_and_its_printed_command_resumes_i
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_quits_at_once_and_the_sweep_still_resumes(workdir):
-    args = ["--task", "retrieval", "--trials", "1", "--max-epochs", "2", "--name", "twice"]
+    args = ["--task", "retrieval", "--trials", "1", "--max-epochs", "2", "--figures-of-best", "0",
+            "--name", "twice"]
     sweep = start_sweep(workdir, *args)
     output: list[str] = []
     read_until(sweep, r"epoch 1/2", output)
@@ -161,7 +163,7 @@ def test_a_second_ctrl_c_quits_at_once_and_the_sweep_still_resumes(workdir):
     text = "".join(output)
     assert "Second Ctrl-C: quitting now" in text and "orchestrate sweep" in text.split("quitting now")[1]
 
-    resumed = orchestrate("sweep", "--figures-of-best", "0", *args, "--resume", cwd=workdir)
+    resumed = orchestrate("sweep", *args, "--resume", cwd=workdir)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     runs = assert_runs_mirror_checkpoints(client, "retrieval", workdir / "ray_results" / "twice" / "retrieval",
