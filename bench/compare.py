@@ -516,11 +516,10 @@ def main(argv: list[str] | None = None) -> None:
                           args.trials, max_epochs, args.concurrency, seed, workdir)
             per_seed.append(run_seed(bench, args.arms))
     seeds = f"{args.first_seed}-{args.first_seed + args.seeds - 1}"
+    grace = min(spec.budget.grace_period, max_epochs)
     print(f"task {reference}, {args.trials} trials x {max_epochs} epochs, concurrency "
           f"{args.concurrency}, seeds {seeds} (mean, min-max over seeds); pruning budget: "
-          f"grace period {min(spec.budget.grace_period, max_epochs)}, reduction factor "
-          f"{spec.budget.reduction_factor:g}")
-    grace = min(spec.budget.grace_period, max_epochs)
+          f"grace period {grace}, reduction factor {spec.budget.reduction_factor:g}")
     halving, floor = successive_halving_cost(args.trials, max_epochs, grace,
                                              spec.budget.reduction_factor)
     full = args.trials * max_epochs
