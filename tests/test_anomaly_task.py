@@ -446,12 +446,17 @@ def test_a_model_blind_to_its_points_scores_the_same_with_them_shuffled(demo_dir
 def test_the_probe_reuses_evaluate_until_the_model_trains(demo_dir):
     torch.manual_seed(0)
     setup = task.build(AnomalyConfig(**SMALL_CONFIG), demo_dir, torch.device("cpu"))
+    cache = setup.extras["model_outputs"]
+
+    def kept_prediction():
+        return cache.get_or_compute("val_prediction", lambda: pytest.fail("no val prediction kept"))
+
     task.evaluate(setup, "val")
-    kept = setup.extras["val_prediction"][1]
+    kept = kept_prediction()
     assert kept.features is not None and len(kept.features.point_tokens) == len(setup.extras["splits"]["val"])
     task.probe(setup)
-    assert setup.extras["val_prediction"][1] is kept
+    assert kept_prediction() is kept
     setup.model.train()
     task.training_step(setup, next(iter(setup.train_batches)))
     task.probe(setup)
-    assert setup.extras["val_prediction"][1] is not kept
+    assert kept_prediction() is not kept

@@ -338,6 +338,38 @@ def test_val_accuracy_is_thresholded_cosine_against_pair_labels_and_test_reuses_
     assert task.evaluate(fresh, "test")["threshold"] == val["threshold"]  # val evaluated first
 
 
+class CountingStubEncoder(StubEncoder):
+    """StubEncoder that counts its eval-mode passes (the split encodings, not training steps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.eval_passes = 0
+
+    def encode_views(self, images: torch.Tensor) -> torch.Tensor:
+        self.eval_passes += not self.training
+        return super().encode_views(images)
+
+
+def test_evaluate_encodes_each_time_and_probe_and_figures_reuse_it_until_a_training_step(tmp_path):
+    write_tiny_dataset(tmp_path)
+    setup = task.build(MultiviewConfig(batch_size=2), tmp_path, torch.device("cpu"))
+    setup.model = encoder = CountingStubEncoder()
+    task.evaluate(setup, "val")
+    task.evaluate(setup, "val")  # weights may have been loaded since: evaluate never reuses
+    assert encoder.eval_passes == 2
+    task.probe(setup)
+    task.figures(setup, "val")
+    assert encoder.eval_passes == 2
+    task.evaluate(setup, "test")
+    task.figures(setup, "test")  # each split keeps its own embeddings
+    assert encoder.eval_passes == 3
+    encoder.train()
+    task.training_step(setup, next(iter(setup.train_batches)))
+    task.probe(setup)
+    task.figures(setup, "test")
+    assert encoder.eval_passes == 5
+
+
 # --- the task on demo data --------------------------------------------------------------------
 
 

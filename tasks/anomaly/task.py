@@ -33,6 +33,7 @@ from tasks.common.epoch_shuffle import EpochShuffleSampler
 from tasks.common.figures import roc_pr_curves
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import closed_groups, paired_derangement
+from tasks.common.model_output_cache import ModelOutputCache
 from tasks.common.local_weights import with_resolved_weights
 
 EVAL_BATCH_SIZE = 128
@@ -257,9 +258,8 @@ class AnomalyTask:
                 "config": config,
                 "data_dir": data_dir,
                 "pos_weight": positive_class_weight(config, train.scene_labels),
-                # val's last prediction (training steps then, SplitPrediction), for the probe
-                "training_steps": 0,
-                "val_prediction": None,
+                # val's prediction from evaluate, for the probe
+                "model_outputs": ModelOutputCache(),
                 # val is loaded now so a bad val file fails before any training
                 "splits": {"train": train, "val": self._load(config, data_dir, "val")},
             },
@@ -270,7 +270,7 @@ class AnomalyTask:
         config: AnomalyConfig = setup.extras["config"]
         images, points, mask, labels = (tensor.to(setup.device, non_blocking=True) for tensor in batch)
         output = setup.model(normalise_images(images), points, mask)
-        setup.extras["training_steps"] += 1
+        setup.extras["model_outputs"].note_training_step()
         return {"loss": scene_loss(config, output.logits, labels, setup.extras["pos_weight"])}
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
@@ -309,15 +309,13 @@ class AnomalyTask:
             return predict_split(setup.model, scenes, setup.device)
         keep = feature_bytes(setup.model, scenes) <= FEATURE_CACHE_BYTES
         prediction = predict_split(setup.model, scenes, setup.device, keep_features=keep)
-        setup.extras["val_prediction"] = (setup.extras["training_steps"], prediction)
-        return prediction
+        return setup.extras["model_outputs"].put("val_prediction", prediction)
 
     def _val_prediction(self, setup: TrialSetup, val: data.AnomalySplit) -> SplitPrediction:
         """Val's prediction from the last evaluate, unless the model has trained since."""
-        cached = setup.extras["val_prediction"]
-        if cached is not None and cached[0] == setup.extras["training_steps"]:
-            return cached[1]
-        return self._predict(setup, "val", val)
+        return setup.extras["model_outputs"].get_or_compute(
+            "val_prediction", lambda: self._predict(setup, "val", val)
+        )
 
     def _load(self, config: AnomalyConfig, data_dir: Path, split: str) -> data.AnomalySplit:
         return data.load_split(

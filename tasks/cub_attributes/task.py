@@ -24,6 +24,7 @@ from tasks.common.image_augmentation import random_flip_and_shift
 from tasks.common.figures import confused_class_pairs
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
+from tasks.common.model_output_cache import ModelOutputCache
 from tasks.common.multiclass_metrics import multiclass_metrics, top_k_accuracy
 from tasks.common.local_weights import with_resolved_weights
 from tasks.cub_attributes import data, demo
@@ -214,8 +215,7 @@ class CubAttributesTask:
                 "config": config,
                 "annotations": annotations,
                 "splits": {},
-                "training_steps": 0,
-                "val_outputs": None,
+                "model_outputs": ModelOutputCache(),  # val's outputs from evaluate, for the probe
             },
         )
         self._split(setup, "val")  # load now so a bad val image fails before any training
@@ -228,7 +228,7 @@ class CubAttributesTask:
         if config.image_augmentation:
             images = random_flip_and_shift(images, max_shift=config.image_size // 16)
         output = setup.model(normalise_images(images), attributes)
-        setup.extras["training_steps"] += 1
+        setup.extras["model_outputs"].note_training_step()
         return classification_loss(output.logits, labels, config.label_smoothing)
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
@@ -237,7 +237,7 @@ class CubAttributesTask:
         tensors = self._split(setup, split)
         outputs = predict_split(setup.model, tensors, setup.device)
         if split == "val":
-            setup.extras["val_outputs"] = (setup.extras["training_steps"], outputs)
+            setup.extras["model_outputs"].put("val_outputs", outputs)
         metrics = multiclass_metrics(
             outputs.logits, tensors.labels, setup.extras["annotations"].num_classes
         )
@@ -279,9 +279,6 @@ class CubAttributesTask:
 
     def _val_outputs(self, setup: TrialSetup, val: SplitTensors) -> SplitOutputs:
         """Val outputs from the last evaluate, unless the model has trained since."""
-        cached = setup.extras["val_outputs"]
-        if cached is not None and cached[0] == setup.extras["training_steps"]:
-            return cached[1]
-        outputs = predict_split(setup.model, val, setup.device)
-        setup.extras["val_outputs"] = (setup.extras["training_steps"], outputs)
-        return outputs
+        return setup.extras["model_outputs"].get_or_compute(
+            "val_outputs", lambda: predict_split(setup.model, val, setup.device)
+        )

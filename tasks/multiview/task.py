@@ -23,6 +23,7 @@ from tasks.common.embedding_stats import (
 from tasks.common.figures import roc_pr_curves, similarity_histograms
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
+from tasks.common.model_output_cache import ModelOutputCache
 from tasks.common.pair_verification import best_accuracy_threshold, verification_metrics
 from tasks.common.retrieval_metrics import retrieval_metrics
 from tasks.common.local_weights import with_resolved_weights
@@ -143,8 +144,7 @@ class MultiviewTask:
                 "root": plan.root,
                 "pairs": plan.pairs,
                 "splits": {},
-                "embeddings": {},
-                "training_steps": 0,
+                "embeddings": ModelOutputCache(),  # per split, shared by evaluate, probe, figures
                 "val_threshold": None,
             },
         )
@@ -160,7 +160,7 @@ class MultiviewTask:
         both = torch.cat([images_a, images_b]).to(setup.device, non_blocking=True)
         embeddings = model.encode_views(normalise_images(both))
         view_a, view_b = embeddings.split(len(images_a))
-        setup.extras["training_steps"] += 1
+        setup.extras["embeddings"].note_training_step()
         return multiview_loss(
             view_a,
             view_b,
@@ -239,9 +239,9 @@ class MultiviewTask:
     def _embeddings(self, setup: TrialSetup, split: str, refresh: bool = False) -> torch.Tensor:
         """The split's image embeddings; cached ones are reused unless the model has trained
         since or `refresh` is set (evaluate refreshes: weights may have been loaded since)."""
-        cached = setup.extras["embeddings"].get(split)
-        if not refresh and cached is not None and cached[0] == setup.extras["training_steps"]:
-            return cached[1]
-        embeddings = encode_images(setup.model, self._split(setup, split).images, setup.device)
-        setup.extras["embeddings"][split] = (setup.extras["training_steps"], embeddings)
-        return embeddings
+        cache: ModelOutputCache = setup.extras["embeddings"]
+
+        def encode() -> torch.Tensor:
+            return encode_images(setup.model, self._split(setup, split).images, setup.device)
+
+        return cache.put(split, encode()) if refresh else cache.get_or_compute(split, encode)

@@ -24,6 +24,7 @@ from tasks.common.embedding_stats import (
 from tasks.common.figures import RetrievedItem
 from tasks.common.image_loading import normalise_images
 from tasks.common.modality_shuffle import derangement
+from tasks.common.model_output_cache import ModelOutputCache
 from tasks.common.retrieval_metrics import (
     RETRIEVAL_METRIC_BOUNDS,
     chance_metrics,
@@ -169,8 +170,7 @@ class RetrievalTask:
                 "tokenizer": tokenizer,
                 "index": index,
                 "splits": {},
-                "training_steps": 0,
-                "val_embeddings": None,
+                "model_outputs": ModelOutputCache(),  # val's embeddings from evaluate, for the probe
             },
         )
         self._split(setup, "val")  # load now so a bad val image fails before any training
@@ -189,7 +189,7 @@ class RetrievalTask:
             input_ids.to(setup.device, non_blocking=True),
             attention_mask.to(setup.device, non_blocking=True),
         )
-        setup.extras["training_steps"] += 1
+        setup.extras["model_outputs"].note_training_step()
         return contrastive_loss(
             image_embeddings,
             text_embeddings,
@@ -206,11 +206,7 @@ class RetrievalTask:
         tokenised = self._split(setup, split)
         image_embeddings, text_embeddings = encode_split(setup.model, tokenised, setup.device)
         if split == "val":
-            setup.extras["val_embeddings"] = (
-                setup.extras["training_steps"],
-                image_embeddings,
-                text_embeddings,
-            )
+            setup.extras["model_outputs"].put("val_embeddings", (image_embeddings, text_embeddings))
         metrics = retrieval_metrics(
             image_embeddings @ text_embeddings.T, tokenised.caption_image_index
         )
@@ -276,13 +272,6 @@ class RetrievalTask:
         self, setup: TrialSetup, val: TokenisedSplit
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Val embeddings from the last evaluate, unless the model has trained since."""
-        cached = setup.extras["val_embeddings"]
-        if cached is not None and cached[0] == setup.extras["training_steps"]:
-            return cached[1], cached[2]
-        image_embeddings, text_embeddings = encode_split(setup.model, val, setup.device)
-        setup.extras["val_embeddings"] = (
-            setup.extras["training_steps"],
-            image_embeddings,
-            text_embeddings,
+        return setup.extras["model_outputs"].get_or_compute(
+            "val_embeddings", lambda: encode_split(setup.model, val, setup.device)
         )
-        return image_embeddings, text_embeddings

@@ -29,6 +29,7 @@ from tasks.common.embedding_stats import (
 )
 from tasks.common.figures import RetrievedItem
 from tasks.common.modality_shuffle import derangement
+from tasks.common.model_output_cache import ModelOutputCache
 from tasks.common.retrieval_figures import retrieval_figures
 from tasks.common.retrieval_folds import fold_averaged_retrieval_metrics
 from tasks.common.retrieval_metrics import (
@@ -227,8 +228,7 @@ class ZhMatchingTask:
                 "vocabulary": vocabulary,
                 "data_dir": data_dir,
                 "splits": {},
-                "training_steps": 0,
-                "val_encoded": None,
+                "model_outputs": ModelOutputCache(),  # val's scores from evaluate, for the probe
             },
         )
         self._split(setup, "val")
@@ -242,7 +242,7 @@ class ZhMatchingTask:
         words, word_mask = model.encode_captions(
             token_ids.to(setup.device, non_blocking=True), lengths
         )
-        setup.extras["training_steps"] += 1
+        setup.extras["model_outputs"].note_training_step()
         return matching_loss(model.similarity(regions, words, word_mask), setup.extras["config"])
 
     def evaluate(self, setup: TrialSetup, split: str) -> dict[str, float]:
@@ -252,7 +252,7 @@ class ZhMatchingTask:
         whole-split COCO 5K)."""
         encoded = encode_split(setup.model, self._split(setup, split), setup.device)
         if split == "val":
-            setup.extras["val_encoded"] = (setup.extras["training_steps"], encoded)
+            setup.extras["model_outputs"].put("val_encoded", encoded)
         index = encoded.caption_image_index
         metrics = {
             **retrieval_metrics(encoded.similarity, index),
@@ -319,9 +319,6 @@ class ZhMatchingTask:
 
     def _val_encoded(self, setup: TrialSetup) -> EncodedSplit:
         """The val scores of the last evaluate, unless the model has trained since."""
-        cached = setup.extras["val_encoded"]
-        if cached is not None and cached[0] == setup.extras["training_steps"]:
-            return cached[1]
-        encoded = encode_split(setup.model, self._split(setup, "val"), setup.device)
-        setup.extras["val_encoded"] = (setup.extras["training_steps"], encoded)
-        return encoded
+        return setup.extras["model_outputs"].get_or_compute(
+            "val_encoded", lambda: encode_split(setup.model, self._split(setup, "val"), setup.device)
+        )
