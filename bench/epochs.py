@@ -18,7 +18,8 @@ from orchestrator.health import HealthConfig, check_health
 from orchestrator.registry import load_task
 from orchestrator.training import (
     MixedPrecision, build_optimizer, prefixed, seed_everything, train_one_epoch, training_device)
-from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
+from orchestrator.unfreezing import (
+    apply_unfreezing, regime_span, trainable_block_count, training_regimes)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def trial_epochs(config: dict[str, Any], spec: TrialSpec) -> Iterator[dict[str, 
         setup, hyperparameters, spec.max_epochs, steps_per_epoch=len(setup.train_batches))
     precision = MixedPrecision(setup.device)
     history: list[dict[str, Any]] = []
+    regimes = training_regimes(hyperparameters, setup.unfreezable_blocks, spec.max_epochs)
     for epoch in range(spec.max_epochs):
         setup.model.train()
         apply_unfreezing(setup.unfreezable_blocks, trainable_block_count(hyperparameters, epoch))
@@ -61,9 +63,11 @@ def trial_epochs(config: dict[str, Any], spec: TrialSpec) -> Iterator[dict[str, 
             **prefixed("probe", task.probe(setup)),
         }
         history.append(result)
+        regime_start, regime_settled = regime_span(regimes, epoch)
         verdict = check_health(
             history, metric=spec.metric, mode=spec.mode, value_bounds=task.value_bounds,
-            config=spec.health, plausible_max=getattr(task, "plausible_max", None))
+            config=spec.health, plausible_max=getattr(task, "plausible_max", None),
+            regime_start=regime_start, regime_settled=regime_settled)
         if verdict is not None:
             result.update(verdict.to_result())
         yield result

@@ -39,7 +39,8 @@ from orchestrator.training import (
 )
 from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
-from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
+from orchestrator.unfreezing import (
+    apply_unfreezing, regime_span, trainable_block_count, training_regimes)
 
 # Receives each epoch's result with the directory of its checkpoint (gone once it returns).
 Reporter = Callable[[dict[str, Any], Path], None]
@@ -125,6 +126,7 @@ def train_trial(
             progress = load_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision,
                                        plan.metric, plan.mode)
 
+    regimes = training_regimes(hyperparameters, setup.unfreezable_blocks, plan.max_epochs)
     for epoch in range(len(progress.history), plan.max_epochs):
         started = time.perf_counter()
         setup.model.train()
@@ -146,6 +148,7 @@ def train_trial(
         result[EPOCH_SECONDS] = time.perf_counter() - started
         figures.add_epoch(result[EPOCH_SECONDS])
         progress.add_epoch(result, setup.model)
+        regime_start, regime_settled = regime_span(regimes, epoch)  # history index = epoch
         verdict = check_health(
             progress.history,
             metric=plan.metric,
@@ -153,6 +156,8 @@ def train_trial(
             value_bounds=task.value_bounds,
             config=plan.health,
             plausible_max=getattr(task, "plausible_max", None),
+            regime_start=regime_start,
+            regime_settled=regime_settled,
         )
         if verdict is not None:
             result.update(verdict.to_result())

@@ -72,3 +72,25 @@ def param_groups(
         )
     return groups
 
+
+
+def training_regimes(
+    config: TrainingConfig, blocks: dict[str, list[nn.Module]], max_epochs: int
+) -> list[tuple[int, ...]]:
+    """Per epoch (0-based) of the trial, how many blocks of each encoder train, as the model
+    sees it: a count beyond an encoder's depth frees the whole encoder, the same as all."""
+    regimes = []
+    for epoch in range(max_epochs):
+        count = trainable_block_count(config, epoch)
+        regimes.append(tuple(len(encoder) if count is None else min(count, len(encoder))
+                             for encoder in blocks.values()))
+    return regimes
+
+
+def regime_span(regimes: list[tuple[int, ...]], epoch: int) -> tuple[int, bool]:
+    """The first epoch trained as `epoch` is (the same blocks free, without a change between),
+    and whether every later epoch of the trial trains that way too."""
+    start = epoch
+    while start > 0 and regimes[start - 1] == regimes[epoch]:
+        start -= 1
+    return start, all(regime == regimes[epoch] for regime in regimes[epoch:])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.health import HealthConfig, guard_coverage
+from orchestrator.health import HealthConfig, check_health, guard_coverage
 from orchestrator.registry import load_task, task_reference
 from tests.health_histories import (
     first_verdict, healthy_classification_history, healthy_retrieval_history, run,
@@ -187,6 +187,30 @@ def test_failures_are_checked_before_plateau_and_first_verdict_wins():
     ]
     assert run(history).guard == "chance_level"  # plateau also holds, but a failure wins
     assert run(history, config=HealthConfig(chance_level={"enabled": False})).guard == "plateau"
+
+
+def test_learning_is_judged_within_the_latest_training_regime_failures_always():
+    # A head on frozen features sits at chance for 3 epochs; its encoder is freed at report 4
+    # and it learns. The trial loop passes where that regime began and whether it is the last.
+    recalls = [0.011, 0.009, 0.010, 0.020, 0.060, 0.110]
+    history = [{"training_iteration": e + 1, "train/loss": 4.0 - 0.1 * e, "val/mean_r1": r,
+                "val/chance/mean_r1": 0.01} for e, r in enumerate(recalls)]
+
+    def judge(end, regime_start=0, regime_settled=True, reports=history):
+        return check_health(reports[:end], metric="val/mean_r1", mode="max", value_bounds={},
+                            config=HealthConfig(), regime_start=regime_start,
+                            regime_settled=regime_settled)
+
+    assert judge(3).guard == "chance_level"  # judged as one regime, the frozen head is stopped
+    assert all(judge(end, regime_settled=False) is None for end in (1, 2, 3))
+    assert all(judge(end, regime_start=3) is None for end in (4, 5, 6))
+    # at chance after the encoder was freed too: stopped once the new regime's warm-up is past
+    flat = [{**report, "val/mean_r1": 0.01} for report in history]
+    assert judge(5, regime_start=3, reports=flat) is None
+    assert judge(6, regime_start=3, reports=flat).guard == "chance_level"
+    assert judge(6, regime_start=3, reports=flat).epoch == 6
+    broken = [*history[:2], {**history[2], "train/loss": math.nan}]
+    assert judge(3, regime_settled=False, reports=broken).guard == "non_finite"
 
 
 def test_guards_run_most_specific_diagnosis_first():

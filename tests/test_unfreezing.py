@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 from orchestrator.training import MixedPrecision, build_optimizer, train_one_epoch
-from orchestrator.unfreezing import apply_unfreezing, param_groups, trainable_block_count
+from orchestrator.health import HealthConfig
+from orchestrator.trainable import TrialPlan, train_trial
+from orchestrator.unfreezing import (
+    apply_unfreezing, param_groups, regime_span, trainable_block_count, training_regimes)
 from tasks.anomaly.config import AnomalyConfig
 from tasks.anomaly.model import build_detector
 from tasks.base import TrainingConfig
@@ -48,6 +51,20 @@ def test_block_counts_follow_start_stages_and_layers_per_stage():
     assert [trainable_block_count(config, epoch) for epoch in range(8)] == [0, 0, 1, 1, 2, 2, 2, 2]
     no_schedule = schedule(unfreeze_stages=0)
     assert trainable_block_count(no_schedule, 0) is None
+
+
+def test_training_regimes_count_what_the_model_sees_per_encoder():
+    blocks = TwoEncoders().blocks()  # image 3 blocks, text 2
+    staged = schedule(unfreeze_start_epoch=1, unfreeze_stages=3, unfreeze_layers_per_stage=1)
+    regimes = training_regimes(staged, blocks, 6)
+    # text is whole from epoch 2 (a count past its depth is all of it); image from epoch 3
+    assert regimes == [(0, 0), (1, 1), (2, 2), (3, 2), (3, 2), (3, 2)]
+    assert [regime_span(regimes, epoch) for epoch in range(6)] == [
+        (0, False), (1, False), (2, False), (3, True), (3, True), (3, True)]
+    everything = training_regimes(schedule(unfreeze_stages=0), blocks, 3)
+    assert everything == [(3, 2)] * 3 and regime_span(everything, 2) == (0, True)
+    no_blocks = training_regimes(staged, {}, 3)  # a task without unfreezable blocks: one regime
+    assert regime_span(no_blocks, 2) == (0, True)
 
 
 def test_frozen_and_trainable_parameter_sets_per_epoch():
@@ -213,3 +230,26 @@ def test_every_image_task_hands_over_the_small_cnn_loaded_from_weights_top_first
         assert len(blocks) == 4, name
         assert torch.equal(blocks[0][0].weight, pretrained), name  # the last conv block comes first
         assert blocks[0][0].out_channels == 128 and blocks[-1][0].in_channels == 3, name
+
+
+def test_the_trial_loop_judges_learning_only_once_its_schedule_has_freed_every_block(shapes_dir):
+    # A plateau guard that stops at the first chance (patience 1, an unreachable min_delta):
+    # a trial training every block from epoch 0 is stopped at report 2; one whose encoders are
+    # freed at epoch 2 (0-based) is not judged while they are frozen, and in its last regime
+    # has too few reports for a verdict, so it trains its whole budget.
+    health = HealthConfig.model_validate(
+        {name: {"enabled": name == "plateau"} for name in HealthConfig.model_fields}
+        | {"plateau": {"patience": 1, "min_delta": 1.0}})
+    plan = TrialPlan("tasks.retrieval:task", str(shapes_dir), 3, "val/mean_r1", "max", health)
+    base = {**PRETRAINED, "batch_size": 12, "learning_rate": 1e-3}
+
+    def reports(**schedule_fields) -> list[dict]:
+        results: list[dict] = []
+        train_trial({**base, **schedule_fields}, plan, None,
+                    lambda result, directory: results.append(result))
+        return results
+
+    every_block = reports(unfreeze_stages=0)
+    assert len(every_block) == 2 and every_block[-1]["health/guard"] == "plateau"
+    staged = reports(unfreeze_stages=1, unfreeze_start_epoch=2, unfreeze_layers_per_stage=4)
+    assert len(staged) == 3 and not any("health/guard" in result for result in staged)

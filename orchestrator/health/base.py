@@ -99,6 +99,10 @@ class Guard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: ClassVar[str]
+    # A guard that judges whether the model learns (not whether a report is broken) is judged
+    # over the reports of the current training regime only, and not while the trial's
+    # unfreezing schedule will still free blocks (see check_health).
+    judges_learning: ClassVar[bool] = False
     enabled: bool = Field(True, description="run this guard; false turns it off")
 
     def check(self, history: History, trial: TrialFacts) -> Verdict | None:

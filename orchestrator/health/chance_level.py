@@ -57,6 +57,7 @@ class ChanceLevelGuard(Guard):
     """
 
     name: ClassVar[str] = "chance_level"
+    judges_learning: ClassVar[bool] = True
     warmup_reports: int = Field(
         1, ge=0, description="reports before this guard judges (early epochs may sit at chance)"
     )

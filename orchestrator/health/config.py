@@ -53,6 +53,8 @@ def check_health(
     value_bounds: ValueBounds,
     config: HealthConfig,
     plausible_max: Mapping[str, float] | None = None,
+    regime_start: int = 0,
+    regime_settled: bool = True,
 ) -> Verdict | None:
     """Run the enabled guards on the latest report of `history`; the first verdict, or None.
 
@@ -60,10 +62,20 @@ def check_health(
     target key, e.g. "val/mean_r1"; mode: "max" or "min"; value_bounds: the task's key pattern
     -> (low, high); plausible_max: the task's reported key -> highest plausible value (the
     leakage guard's own plausible_max overrides it). Order: see HealthConfig.
+
+    regime_start: the index of the first report trained the way the latest one was (the same
+    encoder blocks trainable; 0 without an unfreezing schedule); regime_settled: whether the
+    trial trains that way to its end. Guards that judge learning (chance level, an ignored
+    modality, a plateau) see only the reports since regime_start, with their warm-ups counted
+    from there, and stay silent while the schedule will still free blocks: a head trained on
+    frozen features may sit near chance or level off until the encoder is freed, as planned.
+    Failure guards (NaN, impossible values, collapse, leaks) judge every report.
     """
     trial = _facts(metric, mode, value_bounds, plausible_max)
     for guard in config.guards():
-        verdict = guard.check(history, trial)
+        if guard.judges_learning and not regime_settled:
+            continue
+        verdict = guard.check(history[regime_start:] if guard.judges_learning else history, trial)
         if verdict is not None:
             return verdict
     return None

@@ -60,6 +60,7 @@ class ModalityIgnoredGuard(Guard):
     """
 
     name: ClassVar[str] = "modality_ignored"
+    judges_learning: ClassVar[bool] = True
     warmup_reports: int = Field(
         3, ge=0, description="reports before this guard judges (a model may learn one input first)"
     )

@@ -31,6 +31,7 @@ class PlateauGuard(Guard):
     """
 
     name: ClassVar[str] = "plateau"
+    judges_learning: ClassVar[bool] = True
     patience: int = Field(4, ge=1, description="reports without real gain before stopping")
     min_delta: float = Field(
         0.005, ge=0, description="smallest absolute gain in the target metric that counts"
