@@ -170,3 +170,17 @@ def test_a_second_ctrl_c_quits_at_once_and_the_sweep_still_resumes(workdir):
                                           "val/mean_r1")
     assert len(runs) == 1
     assert_one_value_per_step(client, "retrieval")
+
+
+def test_ctrl_c_while_the_command_starts_up_ends_it_in_one_line(workdir):
+    # Half a second in, the CLI is still importing Ray, MLflow and torch (seconds); wherever
+    # the Ctrl-C lands, the command ends with 130 and one line, never an import's traceback.
+    sweep = subprocess.Popen(orchestrate_command("sweep", "--task", "retrieval", "--trials", "1"),
+                             cwd=workdir, env=orchestrate_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.5)
+    os.killpg(sweep.pid, signal.SIGINT)
+    output, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "interrupted" in output, output[-3000:]
