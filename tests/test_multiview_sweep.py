@@ -21,7 +21,7 @@ MIN_BEST_AUROC = 0.6
 def test_multiview_sweep_tracks_four_healthy_trials_and_exports_a_reproducible_winner(workdir):
     demo = sweep_demo_and_export("multiview", workdir, trials=4, max_epochs=4, metric="val/auroc")
     assert "[multiview] data: ModelNet40 MVCNN renders" in demo.output
-    assert "train 420, val 100, test 120 objects" in demo.output
+    assert "train 840, val 200, test 240 objects" in demo.output
     assert demo.trials[0].data.metrics["val/chance/auroc"] == CHANCE_AUROC
     assert demo.best >= MIN_BEST_AUROC, demo.best
     assert all("val/threshold" in run.data.metrics for run in demo.trials)
