@@ -5,8 +5,8 @@ so the default demo runs the real reader, split and pair generation. A class is 
 kinds) in a body colour (8 hues, jittered), all 40 pairings, e.g. `hexagon_teal`; its 32 objects
 carry a marking in a dark shade of the body colour (each object its own shade, all close) on one
 quarter of the body (top left, top right, bottom left or bottom right), in one of the class's two
-patterns (of 7: stripes, dots, checks, a ring, a cross), drawn coarse or fine, in strokes a
-little bolder or lighter. So a classmate is a hard negative told apart mostly by which quarter
+patterns (of 7: stripes, dots, checks, a ring, a cross), drawn coarse or fine, in bold or
+light strokes. So a classmate is a hard negative told apart mostly by which quarter
 carries the marking. The demos' encoder, pretrained to name shapes and colours wherever they are
 (tasks/common/pretext_shapes.py), keeps only some of where a marking sits (a linear probe on its
 frozen features names the quarter of 74% of held-out views, chance 25%), and kept frozen under a
@@ -59,10 +59,10 @@ BODY_COLOURS = {
     "teal": (40, 170, 175),
     "pink": (200, 70, 140),
 }
-# Cues the frozen encoder sees (stroke weight, ink shade) differ little between classmates, so
-# that they tell few of them apart: what does is where the marking sits.
-STROKES = {"bold": 1.0, "light": 0.7}  # marking stroke weight factor
-DARK_INK_SHADE = (0.3, 0.45)  # an object's ink: its body colour times a factor in this range
+STROKES = {"bold": 1.0, "light": 0.5}  # marking stroke weight factor
+# An object's ink: its body colour times a factor in this range. The shades lie close, so that
+# ink, a cue the frozen encoder sees, tells few classmates apart.
+DARK_INK_SHADE = (0.3, 0.45)
 NOISE_STD = 8.0  # pixel noise of every render
 OCCLUDED_SHARE = 0.25  # angled views with a grey bar (a pole, a table edge) across the object
 
