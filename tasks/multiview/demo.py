@@ -9,7 +9,7 @@ patterns (of 7: stripes, dots, checks, a ring, a cross), drawn coarse or fine, i
 light strokes. So a classmate is a hard negative told apart mostly by which quarter
 carries the marking. The demos' encoder, pretrained to name shapes and colours wherever they are
 (tasks/common/pretext_shapes.py), keeps only some of where a marking sits (a linear probe on its
-frozen features names the quarter of 74% of held-out views, chance 25%), and kept frozen under a
+frozen features names the quarter of 71% of held-out views, chance 25%), and kept frozen under a
 trained projection head it tells few classmates apart (val AUROC about 0.6); fine-tuned, at a
 good rate, it learns where the marking is (about 0.9). With the marking on a half of the body
 instead (top, bottom, left or right) the frozen encoder told classmates apart better (0.65
