@@ -391,11 +391,11 @@ def test_demo_data_is_an_mvcnn_render_tree_deterministic_and_split_by_object(tmp
     report = task.check_data(demo_dir)
     assert not report.problems and not report.leaks, (report.problems, report.leaks)
     assert report.layout == mvcnn.LAYOUT
-    assert report.splits == {"train": 420, "val": 100, "test": 120}
+    assert report.splits == {"train": 840, "val": 200, "test": 240}
     task.make_demo_data(tmp_path, seed=0)
     names = sorted(path.relative_to(demo_dir).as_posix() for path in demo_dir.rglob("*.png"))
     assert names == sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.png"))
-    assert len(names) == 640 * 4 and all(mvcnn.VIEW_NAME.match(name.rsplit("/", 1)[1]) for name in names)
+    assert len(names) == 1280 * 4 and all(mvcnn.VIEW_NAME.match(name.rsplit("/", 1)[1]) for name in names)
     name = names[7]
     assert (tmp_path / name).read_bytes() == (demo_dir / name).read_bytes()
 
@@ -415,7 +415,7 @@ def test_demo_data_is_an_mvcnn_render_tree_deterministic_and_split_by_object(tmp
 
 def test_an_epoch_trains_on_one_positive_pair_of_each_object(demo_setup):
     batches = list(demo_setup.train_batches)
-    assert len(batches) == len(demo_setup.train_batches) == 420 // 16  # remainder dropped
+    assert len(batches) == len(demo_setup.train_batches) == 840 // 16  # remainder dropped
     seen = set()
     for images_a, images_b in batches:
         assert images_a.dtype == torch.uint8 and images_a.shape == images_b.shape
@@ -423,7 +423,7 @@ def test_an_epoch_trains_on_one_positive_pair_of_each_object(demo_setup):
     assert len(seen) == 16 * len(batches)
     sampler = demo_setup.train_batches.batch_sampler
     order = sampler.epoch_order(0)
-    assert len(order) == sampler.objects == 420
+    assert len(order) == sampler.objects == 840
 
 
 def test_two_training_steps_give_finite_loss_and_gradients_to_the_shared_backbone(demo_setup):
@@ -448,7 +448,7 @@ def test_evaluate_and_probe_report_every_key_within_bounds(demo_setup):
         metrics = task.evaluate(demo_setup, split)
         assert {"auroc", "accuracy", "majority_rate", "threshold", "r1", "positive_similarity",
                 "negative_similarity", "chance/auroc", "chance/r1"} <= set(metrics)
-        assert metrics["chance/r1"] == pytest.approx(1 / (100 if split == "val" else 120))
+        assert metrics["chance/r1"] == pytest.approx(1 / (200 if split == "val" else 240))
         assert metrics["samples"] == len(demo_setup.extras["splits"][split].pair_labels)
         assert_within_bounds(split, metrics)
     probes = task.probe(demo_setup)
