@@ -29,6 +29,7 @@ from orchestrator.interruption import InterruptWatch
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
+from orchestrator.resume_point import recreate_gone_checkpoints
 from orchestrator.searcher import make_searcher
 from orchestrator.slot_shares import NewestFirstASHA, SharedSlotLimiter
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
@@ -314,6 +315,7 @@ def run(
     callbacks = [LedgerCallback(ledger), tracker, display, watch]
     experiment_dir = prepared.experiment_dir(options)
     if options.resume and tune.Tuner.can_restore(experiment_dir):
+        recreate_gone_checkpoints(experiment_dir)
         tuner = tune.Tuner.restore(
             experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
@@ -438,7 +440,9 @@ def _searcher(spec: SearchSpaceSpec, options: SweepOptions, max_epochs: int,
 def _scheduler(spec: SearchSpaceSpec, max_epochs: int, share_slots: bool = False) -> ASHAScheduler:
     scheduler = NewestFirstASHA if share_slots else ASHAScheduler
     return scheduler(
-        time_attr="training_iteration",
+        # The trial loop's own epoch, not Tune's count of reports: a resumed trial may report
+        # an epoch again (resume_point.py), and its rungs must still be its epochs.
+        time_attr="epoch",
         max_t=max_epochs,
         grace_period=min(spec.budget.grace_period, max_epochs),
         reduction_factor=spec.budget.reduction_factor,

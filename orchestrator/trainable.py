@@ -1,9 +1,9 @@
 """The one generic trial loop: build the task, then per epoch train, evaluate, probe, guard, report.
 
 Ray Tune runs `run_trial` once per trial with the sampled config. Each epoch ends in exactly one
-`tune.report` (so ASHA's `training_iteration` counts epochs) carrying a checkpoint, so a retried
-or resumed trial continues from its last epoch, exactly as if it had never stopped: the
-checkpoint holds the weights, the optimiser and schedule, the global random generators and the
+`tune.report` (ASHA's rungs are the reported `epoch`) carrying a checkpoint, so a retried or
+resumed trial continues from its last epoch (resume_point.py), exactly as if it had never
+stopped: the checkpoint holds the weights, the optimiser and schedule, the global random generators and the
 history, and the loop tells the task's batches which epoch comes next.
 """
 
@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from ray import tune
@@ -23,14 +23,12 @@ from orchestrator.data_access import local_data_dir
 from orchestrator.devices import device_tags
 from orchestrator.health import HealthConfig, check_health
 from orchestrator.registry import load_task
+from orchestrator.resume_point import Reporter, resume_point
 from orchestrator.training import (
     MixedPrecision,
     build_optimizer,
-    ended_checkpoint,
-    has_ended,
     load_checkpoint,
     prefixed,
-    read_result,
     save_checkpoint,
     seed_everything,
     set_epoch,
@@ -41,10 +39,6 @@ from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
 from orchestrator.unfreezing import (
     apply_unfreezing, regime_span, trainable_block_count, training_regimes)
-
-# Receives each epoch's result with the directory of its checkpoint (gone once it returns).
-Reporter = Callable[[dict[str, Any], Path], None]
-
 
 @dataclass(frozen=True)
 class TrialPlan:
@@ -59,39 +53,15 @@ class TrialPlan:
 
 
 def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
-    """Ray Tune's entry point: one attempt of a trial, from its last checkpoint if it has one."""
-    checkpoint = tune.get_checkpoint()
-    if _ended_before_resume(checkpoint):
+    """Ray Tune's entry point: one attempt of a trial, from where the trial had got to."""
+    start = resume_point(tune.get_checkpoint(), tune.get_context().get_storage(), _report_to_tune)
+    if start.ended:
         return
     train_trial(
-        config, plan, checkpoint, _report_to_tune,
+        config, plan, start.checkpoint, _report_to_tune,
         node_id=ray.get_runtime_context().get_node_id(),  # shows where each trial ran
         gpus_assigned=len(ray.get_gpu_ids()),
     )
-
-
-def _ended_before_resume(restored: tune.Checkpoint | None) -> bool:
-    """Whether this trial had ended before its sweep was interrupted, and so must not train.
-
-    A driver killed after a trial ended, before Tune saved its experiment state again,
-    restarts the trial from an older checkpoint, or from scratch when the saved state has none.
-    The trial then reports its last epoch again with the checkpoint it ended with (named by
-    its ended marker, training.mark_ended), so Tune's record of it (last result, latest
-    checkpoint) is its real end: the history MLflow holds and `best` exports, not the saved
-    state's older epoch, nor a second training whose timings differ. Restored from that
-    checkpoint itself, it ends without a report.
-    """
-    storage = tune.get_context().get_storage()
-    if storage is None:  # run outside a Tune trial (a plain Ray task): nothing to resume
-        return restored is not None and has_ended(restored)
-    final = ended_checkpoint(storage.trial_fs_path, storage.storage_filesystem)
-    if final is None:  # not ended, or marked by an older version that named no checkpoint
-        return restored is not None and has_ended(restored)
-    if restored is None or final.path.rstrip("/") != restored.path.rstrip("/"):
-        with tempfile.TemporaryDirectory() as directory:
-            final.to_directory(directory)
-            _report_to_tune(read_result(Path(directory))["history"][-1], Path(directory))
-    return True
 
 
 def _report_to_tune(result: dict[str, Any], checkpoint_dir: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import math
 import posixpath
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,31 @@ def read_result(directory: Path) -> dict[str, Any]:
     saved = json.loads((directory / RESULT_FILE).read_text())
     saved.setdefault("best_epoch", None)
     return saved
+
+
+def checkpoint_is_complete(directory: Path) -> bool:
+    """Whether `directory` holds a whole checkpoint that load_checkpoint can restore.
+
+    A copy cut off by a kill, or a deletion cut off half way, leaves a checkpoint directory
+    without some files or with a truncated one; torch.save writes zip archives, whose every
+    member's checksum is read here.
+    """
+    try:
+        saved = read_result(directory)
+        history, best_epoch = saved["history"], saved["best_epoch"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    files = [MODEL_FILE, TRAINER_STATE_FILE]
+    if best_epoch is not None and best_epoch != len(history):
+        files.append(BEST_MODEL_FILE)
+    for name in files:
+        try:
+            with zipfile.ZipFile(directory / name) as archive:
+                if archive.testzip() is not None:
+                    return False
+        except (OSError, zipfile.BadZipFile):
+            return False
+    return isinstance(history, list) and len(history) > 0
 
 
 def best_weights_file(directory: Path, best_epoch: int, epochs: int) -> Path:

@@ -8,6 +8,7 @@ trial trained without a stop reports.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -198,3 +199,62 @@ def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended
     (run,) = [run for run in runs if run.data.tags["orchestrate.trial_id"] == trial_id]
     assert run.info.run_id == ended.info.run_id and run.info.end_time == ended.info.end_time  # not rerun
     assert run.data.tags["orchestrate.attempts"] == "1"
+
+
+@pytest.mark.slow
+def test_a_trial_whose_saved_checkpoint_was_deleted_since_resumes_from_its_newest_complete_one(workdir, monkeypatch):
+    """Tune deletes a trial's older checkpoints (num_to_keep) as soon as a newer one registers,
+    and saves its experiment state only every so often: a driver killed in between leaves a
+    saved state naming a checkpoint that is gone. The resumed trial goes on from the newest
+    complete checkpoint in its directory, keeping its MLflow run, and ends as it would have.
+
+    One trial of 4 epochs, held in its 4th: Tune saves its state at the start and after the
+    trial's 2nd checkpoint (num_to_keep = 2 since the last save), not after the 3rd. The test
+    deletes the checkpoint that state names, as Tune does when that one scores lowest.
+    """
+    spaces, release = workdir / "search_spaces", workdir / "release"
+    spaces.mkdir()
+    release.mkdir()
+    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=4))
+    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "1",
+             "--name", "held"]
+    env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
+    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+
+    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+
+    def three_epochs_logged():
+        runs = runs_of(client, "held_at_last_epoch", "trial") if (workdir / "mlflow.db").exists() else []
+        return [run for run in runs if len(client.get_metric_history(run.info.run_id, "val/mean_r1")) == 3]
+
+    while not three_epochs_logged():  # the trial is held in its 4th epoch
+        assert driver.poll() is None and time.monotonic() < deadline, "the trial never reached epoch 3"
+        time.sleep(0.5)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(3)  # let the killed driver's Ray processes go
+    (before,) = three_epochs_logged()
+    trial_id = before.data.tags["orchestrate.trial_id"]
+    # the case: the saved state names the trial's checkpoint of epoch 2, and one of epoch 3 exists
+    assert saved_trials(experiment_dir)[trial_id] == (False, 2)
+    (saved,) = ExperimentAnalysis(str(experiment_dir)).trials
+    shutil.rmtree(saved.checkpoint.path)
+    assert 3 in {len(checkpoint_history(path)) for path in (experiment_dir / f"trial_{trial_id}").glob("checkpoint_*")
+                 if (path / "result.json").exists()}
+
+    (release / "all").touch()
+    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
+    assert saved_trials(experiment_dir)[trial_id] == (True, 4)
+    assert_one_value_per_step(client, "held_at_last_epoch")
+    (run,) = runs
+    assert run.data.tags["orchestrate.status"] == "completed"
+    # went on from epoch 3: the run is the same one, no epoch was trained again
+    assert run.info.run_id == before.info.run_id and "orchestrate.replaces" not in run.data.tags
+    monkeypatch.chdir(workdir)  # the sweep's space path is relative to it
+    assert assert_matches_uninterrupted(client, run) == 4

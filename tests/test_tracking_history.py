@@ -41,9 +41,9 @@ class FakeTrial:
 
 
 def train(trial: FakeTrial, values: list[float], checkpoints: Path,
-          progress: TrialProgress | None = None) -> TrialProgress:
-    """Epochs reaching `values`, each saved as the trial loop saves it; trial.checkpoint is
-    the latest. Continues `progress` (a restored checkpoint's) when given."""
+          progress: TrialProgress | None = None, seconds: float = 1.0) -> TrialProgress:
+    """Epochs reaching `values`, `seconds` each, each saved as the trial loop saves it;
+    trial.checkpoint is the latest. Continues `progress` (a restored checkpoint's) when given."""
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.AdamW(model.parameters())
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -54,7 +54,7 @@ def train(trial: FakeTrial, values: list[float], checkpoints: Path,
             model.weight.fill_(value)  # the weights say which epoch they are
         epoch = len(progress.history) + 1
         progress.add_epoch({"epoch": epoch, METRIC: value, "train/loss": 1 - value,
-                            EPOCH_SECONDS: 1.0}, model)
+                            EPOCH_SECONDS: seconds}, model)
         directory = checkpoints / f"{trial.trial_id}-{epoch}-{value}"
         directory.mkdir(parents=True)
         save_checkpoint(directory, setup, optimizer, schedule, MixedPrecision(setup.device), progress)
@@ -138,6 +138,39 @@ def test_epochs_re_run_after_a_killed_driver_replace_the_values_of_the_lost_atte
     assert run.data.tags["orchestrate.attempts"] == "2"  # started, then resumed
     assert client.list_artifacts(run_id, "")[0].path == "config.yaml"
     assert client.get_run(stale_run).info.lifecycle_stage == "deleted"  # hidden from searches
+    assert_one_value_per_step(client, TASK)
+
+
+@pytest.mark.parametrize("rerun", [False, True], ids=["reported-again", "re-run"])
+def test_a_resumed_trials_last_epoch_reported_again_keeps_its_run_and_a_re_run_replaces_it(client, tmp_path, rerun):
+    """A resumed trial reports its latest checkpoint's last epoch again (resume_point.py): the
+    run holds those very epochs and is kept. Epoch 2 trained again (other wall times) is a
+    re-run of what the run holds: it is replaced."""
+    trial = FakeTrial("t8")
+    first = tracker_of(client)
+    first.on_trial_start(0, [], trial)
+    progress = train(trial, [0.1, 0.3], tmp_path)
+    first.on_checkpoint(0, [], trial, trial.checkpoint)
+    first.flush()
+    run_id = first.trials.runs["t8"].run_id
+
+    second = tracker_of(client)  # the resumed driver
+    second.on_trial_start(0, [], trial)
+    if rerun:
+        train(trial, [0.3], tmp_path / "rerun", restored(trial, tmp_path, 1), seconds=1.25)
+    else:
+        again = tmp_path / "reported-again"
+        shutil.copytree(trial.checkpoint.path, again)  # Tune stores the report as a new checkpoint
+        trial.checkpoint = tune.Checkpoint.from_directory(str(again))
+    second.on_checkpoint(0, [], trial, trial.checkpoint)
+    train(trial, [0.4], tmp_path / "next", restored(trial, tmp_path, 2))
+    second.on_checkpoint(0, [], trial, trial.checkpoint)
+    second.flush()
+
+    (run,) = runs_of(client, TASK, "trial")
+    assert (run.info.run_id != run_id) == rerun
+    assert ("orchestrate.replaces" in run.data.tags) == rerun
+    assert metric_history(client, run.info.run_id, METRIC) == {1: 0.1, 2: 0.3, 3: 0.4}
     assert_one_value_per_step(client, TASK)
 
 

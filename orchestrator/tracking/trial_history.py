@@ -5,7 +5,10 @@ the run logs each epoch from it once (step = epoch), and the weights of the best
 `best/<metric>` and `best/epoch` at that epoch's step. A checkpoint whose history is not longer
 than what the run holds means the trial re-ran epochs the run has (a driver killed after the
 run logged them, before Ray Tune saved its own state): the run cannot take a second value at a
-step, so the caller replaces it and mirrors the checkpoint into the new run. Figures the
+step, so the caller replaces it and mirrors the checkpoint into the new run; unless it is the
+very history the run holds, its last epoch reported again (a resumed trial does, see
+orchestrator/resume_point.py): that epoch's summed training seconds, a sum of wall times that
+no re-run repeats, are then the ones the run logged. Figures the
 worker drew into a checkpoint's plots/ (orchestrator/trial_figures.py) go to the run's plots/.
 """
 
@@ -22,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.outcomes import is_better
 from orchestrator.tracking.names import (
-    BEST_EPOCH, MODEL_ARTIFACT_DIR, NODE_ID, REPORTED_PREFIXES, best_metric_key)
+    BEST_EPOCH, MODEL_ARTIFACT_DIR, NODE_ID, REPORTED_PREFIXES, TRAIN_SECONDS, best_metric_key)
 from orchestrator.tracking.store import now_ms
 from orchestrator.tracking.trial_runs import TrialRun
 from orchestrator.trial_figures import PLOTS_DIR
@@ -34,13 +37,13 @@ def mirror_checkpoint(client: MlflowClient, run: TrialRun, checkpoint: Any, metr
     """Log the epochs (and a new best epoch's weights) the checkpoint has and the run has not.
 
     Returns False, logging nothing, when the checkpoint's history is not longer than the
-    epochs the run holds (see the module docstring).
+    epochs the run holds, unless it is the history the run holds (see the module docstring).
     """
     with checkpoint.as_directory() as directory:
         saved = read_result(Path(directory))
         history = saved["history"]
         if len(history) <= run.epochs_logged:
-            return False
+            return len(history) == run.epochs_logged and holds_epoch(client, run, history[-1], len(history))
         best_epoch = saved["best_epoch"] or best_epoch_of(history, metric, mode)
         new_best = best_epoch is not None and best_epoch > run.best_epoch
         if new_best:  # the weights first: best/<metric> never names weights MLflow lacks
@@ -62,6 +65,12 @@ def mirror_checkpoint(client: MlflowClient, run: TrialRun, checkpoint: Any, metr
     if new_best:
         run.best_epoch = best_epoch
     return True
+
+
+def holds_epoch(client: MlflowClient, run: TrialRun, result: dict[str, Any], epoch: int) -> bool:
+    """Whether the run logged this very result at step `epoch` (not a re-run of that epoch)."""
+    logged = [m.value for m in client.get_metric_history(run.run_id, TRAIN_SECONDS) if m.step == epoch]
+    return TRAIN_SECONDS in result and logged == [float(result[TRAIN_SECONDS])]
 
 
 def epoch_metrics(result: dict[str, Any], epoch: int) -> list[Metric]:
