@@ -4,7 +4,9 @@ Ray Tune runs `run_trial` once per trial with the sampled config. Each epoch end
 `tune.report` (so ASHA's `training_iteration` counts epochs) carrying a checkpoint, so a retried
 or resumed trial continues from its last epoch, exactly as if it had never stopped: the
 checkpoint holds the weights, the optimiser and schedule, the global random generators and the
-history, and the loop tells the task's batches which epoch comes next.
+history, and the loop tells the task's batches which epoch comes next. The report is sent from
+a thread of its own while the next epoch trains (report_thread.py): the trial does not wait
+for the driver to handle it, and stops within a batch when the report ends the trial.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from ray import tune
@@ -23,6 +25,7 @@ from orchestrator.data_access import local_data_dir
 from orchestrator.devices import device_tags
 from orchestrator.health import HealthConfig, check_health
 from orchestrator.registry import load_task
+from orchestrator.report_thread import Reporter, ReportThread
 from orchestrator.training import (
     MixedPrecision,
     build_optimizer,
@@ -40,10 +43,6 @@ from orchestrator.training import (
 from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
 from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
-
-# Receives each epoch's result with the directory of its checkpoint (gone once it returns).
-Reporter = Callable[[dict[str, Any], Path], None]
-
 
 @dataclass(frozen=True)
 class TrialPlan:
@@ -105,7 +104,12 @@ def train_trial(
     node_id: str | None = None,
     gpus_assigned: int | None = None,
 ) -> None:
-    """Train one trial from its checkpoint (None: from scratch) to its budget or a verdict."""
+    """Train one trial from its checkpoint (None: from scratch) to its budget or a verdict.
+
+    `report` receives each epoch's result with the directory of its checkpoint (removed once
+    it returns), on a thread of its own while the next epoch trains (report_thread.py). This
+    returns once the last report has returned, or within a batch of a report ending the trial.
+    """
     task = load_task(plan.task_reference)
     hyperparameters = task.config_model.model_validate(config)
     seed_everything(hyperparameters.seed)
@@ -125,51 +129,54 @@ def train_trial(
             progress = load_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision,
                                        plan.metric, plan.mode)
 
-    for epoch in range(len(progress.history), plan.max_epochs):
-        started = time.perf_counter()
-        setup.model.train()
-        set_epoch(setup.train_batches, epoch)
-        apply_unfreezing(setup.unfreezable_blocks, trainable_block_count(hyperparameters, epoch))
-        losses = train_one_epoch(
-            task, setup, optimizer, lr_schedule, precision, hyperparameters.grad_clip_norm
-        )
+    with ReportThread(report) as reports:
+        for epoch in range(len(progress.history), plan.max_epochs):
+            started = time.perf_counter()
+            setup.model.train()
+            set_epoch(setup.train_batches, epoch)
+            apply_unfreezing(setup.unfreezable_blocks,
+                             trainable_block_count(hyperparameters, epoch))
+            losses = train_one_epoch(
+                task, setup, optimizer, lr_schedule, precision, hyperparameters.grad_clip_norm,
+                before_batch=reports.raise_if_ended,
+            )
 
-        setup.model.eval()
-        result = {
-            "epoch": epoch + 1,
-            "node_id": node_id,
-            "run_tags": run_tags,
-            **prefixed("train", losses),
-            **prefixed("val", task.evaluate(setup, "val")),
-            **prefixed("probe", task.probe(setup)),
-        }
-        result[EPOCH_SECONDS] = time.perf_counter() - started
-        figures.add_epoch(result[EPOCH_SECONDS])
-        progress.add_epoch(result, setup.model)
-        verdict = check_health(
-            progress.history,
-            metric=plan.metric,
-            mode=plan.mode,
-            value_bounds=task.value_bounds,
-            config=plan.health,
-            plausible_max=getattr(task, "plausible_max", None),
-        )
-        if verdict is not None:
-            result.update(verdict.to_result())
+            setup.model.eval()
+            result = {
+                "epoch": epoch + 1,
+                "node_id": node_id,
+                "run_tags": run_tags,
+                **prefixed("train", losses),
+                **prefixed("val", task.evaluate(setup, "val")),
+                **prefixed("probe", task.probe(setup)),
+            }
+            result[EPOCH_SECONDS] = time.perf_counter() - started
+            figures.add_epoch(result[EPOCH_SECONDS])
+            progress.add_epoch(result, setup.model)
+            verdict = check_health(
+                progress.history,
+                metric=plan.metric,
+                mode=plan.mode,
+                value_bounds=task.value_bounds,
+                config=plan.health,
+                plausible_max=getattr(task, "plausible_max", None),
+            )
+            if verdict is not None:
+                result.update(verdict.to_result())
 
-        # The next epoch starts from the generators' state in this checkpoint on every path,
-        # whatever reporting draws from them: resumed or not, the same numbers come next.
-        generators = rng_state.capture()
-        pngs = {}
-        if figures.due(progress.best_is_latest(), stopped=verdict is not None):
-            drawing = time.perf_counter()  # after the capture: drawing draws no training numbers
-            pngs = figures.draw(task, setup, progress.history)
-            result[PLOT_SECONDS] = time.perf_counter() - drawing
-        with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(Path(directory), setup, optimizer, lr_schedule, precision, progress,
+            # The next epoch starts from the generators' state in this checkpoint on every path,
+            # whatever reporting draws from them: resumed or not, the same numbers come next.
+            generators = rng_state.capture()
+            pngs = {}
+            if figures.due(progress.best_is_latest(), stopped=verdict is not None):
+                drawing = time.perf_counter()  # after the capture: draws no training numbers
+                pngs = figures.draw(task, setup, progress.history)
+                result[PLOT_SECONDS] = time.perf_counter() - drawing
+            directory = reports.checkpoint_directory()
+            save_checkpoint(directory, setup, optimizer, lr_schedule, precision, progress,
                             generators)
-            save_figures(Path(directory), pngs)
-            report(result, Path(directory))
-        rng_state.restore(generators)
-        if verdict is not None:
-            return  # the sweep's stopper ends the trial on this result too
+            save_figures(directory, pngs)
+            reports.send(result, directory)
+            rng_state.restore(generators)
+            if verdict is not None:
+                return  # the sweep's stopper ends the trial on this result too

@@ -12,7 +12,7 @@ import math
 import posixpath
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -118,11 +118,18 @@ def train_one_epoch(
     lr_schedule: torch.optim.lr_scheduler.LRScheduler,
     precision: MixedPrecision,
     grad_clip_norm: float,
+    before_batch: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over the training batches; returns each loss term averaged over the epoch."""
+    """One pass over the training batches; returns each loss term averaged over the epoch.
+
+    before_batch: called before each batch; what it raises ends the epoch there (the trial
+    loop's check that Tune has not ended the trial while it trained on, report_thread.py).
+    """
     totals: dict[str, float] = {}
     batches = 0
     for batch in setup.train_batches:
+        if before_batch is not None:
+            before_batch()
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
             losses = task.training_step(setup, batch)
