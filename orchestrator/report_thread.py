@@ -5,14 +5,21 @@ controller runs the stopper, the scheduler, the searcher and every callback, ask
 for the checkpoint in a second round trip, registers it (deleting one no longer kept), and
 only then lets the function go on; the checkpoint is copied into the trial's storage before
 that. `ReportThread` makes that call on a thread of its own while the trial loop trains the
-next epoch. One report is in flight at most, so reports reach Tune in order.
+next epoch's batches. One report is in flight at most, so reports reach Tune in order.
 
 A report may end the trial (ASHA at a rung, the guards' stopper, the budget, a Ctrl-C): Tune
-then ends the reporting call with SystemExit(0). The loop calls `raise_if_ended` before every
-batch and stops within one batch (`EndedByTune`); the epoch it had begun is dropped, never
-reported, and the trial's latest checkpoint is the one of the report that ended it. A stop
-thus frees the worker at most one batch later than a loop that waited for every report would
-(Tune waits up to 2 s for the trial's thread to end before it reuses the worker).
+then ends the reporting call with SystemExit(0), when it stops the worker or hands it to the
+next trial. The loop's own thread must then end the same way, at once: Tune waits for it
+(`TUNE_FUNCTION_THREAD_TIMEOUT_S`, 2 s by default; a worker it cannot reuse costs the next
+trial an error), and a trial function that returns instead is taken to have ended by itself
+(Tune's wrapper then reports once more and waits for an answer that never comes). So the loop
+calls `raise_if_ended` before every training batch, and `wait`s for the report in flight
+before it evaluates (evaluation, probes and drawings cannot stop midway); either raises Tune's
+SystemExit(0) in the loop's thread, which then ends as if its own `tune.report` had ended it.
+The epoch begun since that report is dropped, never reported, and the trial's latest
+checkpoint is the one of the report that ended it. What a stop at a rung costs: the batches
+trained between the report and Tune's decision reaching the worker, on the trial's own slot,
+which a loop that waited for each report left idle.
 """
 
 from __future__ import annotations
@@ -28,42 +35,36 @@ from typing import Any, Callable
 Reporter = Callable[[dict[str, Any], Path], None]
 
 
-class EndedByTune(Exception):
-    """Tune ended the trial when it handled one of the trial's reports."""
-
-
 class ReportThread:
     """Sends a trial's reports on a thread of its own, one at a time and in order.
 
     Use as a context manager around the trial's epochs. On leaving it waits for the report in
-    flight, then raises what that report raised; it swallows EndedByTune, and any error of an
-    epoch begun after a report had ended the trial (that epoch was never going to count).
-    `report` runs on the report thread, beside the next epoch: it must not touch the model.
+    flight; then, if a report ended the trial, it raises that report's SystemExit(0) in place
+    of whatever the loop was doing (an epoch begun after the trial ended never counts), else
+    what a report raised, else the loop's own error. `report` runs on the report thread,
+    beside the next epoch's batches: it must not touch the model.
     """
 
     def __init__(self, report: Reporter):
         self._report = report
         self._thread: threading.Thread | None = None
         self._unsent: Path | None = None
-        self._ended = False
+        self._stop: SystemExit | None = None  # how a report ended the trial
         self._error: BaseException | None = None
 
     def __enter__(self) -> "ReportThread":
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> bool:
+                 traceback: TracebackType | None) -> None:
         if self._unsent is not None:
             shutil.rmtree(self._unsent, ignore_errors=True)
             self._unsent = None
+        # With an error too: the report in flight reaches Tune first, so a retry resumes after
+        # its epoch.
         self._join()
-        if error is None:
-            if self._error is not None:
-                raise self._error
-            return False
-        # An error with a report in flight: that report reached Tune first (joined above), so
-        # a retry resumes after its epoch.
-        return isinstance(error, EndedByTune) or self._ended
+        if error is None or self._stop is not None:
+            self.raise_if_ended()
 
     def checkpoint_directory(self) -> Path:
         """A new empty directory for the next report's checkpoint; removed once that report has
@@ -72,23 +73,24 @@ class ReportThread:
         return self._unsent
 
     def send(self, result: dict[str, Any], checkpoint_dir: Path) -> None:
-        """Wait for the report in flight, then send this one and return at once.
-
-        Raises EndedByTune, or what the earlier report raised, instead of sending.
-        """
-        self._join()
-        self.raise_if_ended()
+        """Wait for the report in flight (`wait`), then send this one and return at once."""
+        self.wait()
         self._unsent = None  # the report thread removes it now
         self._thread = threading.Thread(
             target=self._send, args=(result, checkpoint_dir), name="trial-report", daemon=True)
         self._thread.start()
 
     def raise_if_ended(self) -> None:
-        """Raise EndedByTune if a report ended the trial, or the error a report raised."""
+        """Raise the SystemExit(0) of a report that ended the trial, or what a report raised."""
+        if self._stop is not None:
+            raise self._stop
         if self._error is not None:
             raise self._error
-        if self._ended:
-            raise EndedByTune()
+
+    def wait(self) -> None:
+        """Wait until the report in flight has returned, then `raise_if_ended`."""
+        self._join()
+        self.raise_if_ended()
 
     def _join(self) -> None:
         if self._thread is not None:
@@ -98,9 +100,9 @@ class ReportThread:
     def _send(self, result: dict[str, Any], checkpoint_dir: Path) -> None:
         try:
             self._report(result, checkpoint_dir)
-        except SystemExit as stop:  # how tune.report ends a trial Tune decided to stop
-            if stop.code in (0, None):
-                self._ended = True
+        except SystemExit as stop:
+            if stop.code in (0, None):  # how tune.report ends a trial Tune decided to stop
+                self._stop = stop
             else:
                 self._error = stop
         except BaseException as error:  # noqa: BLE001 - raised in the trial loop instead

@@ -11,6 +11,7 @@ for the driver to handle it, and stops within a batch when the report ends the t
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
 from orchestrator.unfreezing import apply_unfreezing, trainable_block_count
 
+TRIAL_THREAD_TIMEOUT_ENV = "TUNE_FUNCTION_THREAD_TIMEOUT_S"  # read by Tune when it reuses a worker
+TRIAL_THREAD_TIMEOUT_SECONDS = 120
+
+
 @dataclass(frozen=True)
 class TrialPlan:
     """What every trial of one task's sweep shares (the config is what varies)."""
@@ -58,6 +63,9 @@ class TrialPlan:
 
 def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     """Ray Tune's entry point: one attempt of a trial, from its last checkpoint if it has one."""
+    # How long Tune waits for an ended trial's thread before it reuses this worker: the loop
+    # ends within a training batch (report_thread.py), and a batch may take longer than 2 s.
+    os.environ.setdefault(TRIAL_THREAD_TIMEOUT_ENV, str(TRIAL_THREAD_TIMEOUT_SECONDS))
     checkpoint = tune.get_checkpoint()
     if _ended_before_resume(checkpoint):
         return
@@ -108,7 +116,8 @@ def train_trial(
 
     `report` receives each epoch's result with the directory of its checkpoint (removed once
     it returns), on a thread of its own while the next epoch trains (report_thread.py). This
-    returns once the last report has returned, or within a batch of a report ending the trial.
+    returns once the last report has returned; a report that ended the trial (raised
+    SystemExit(0), as `tune.report` does) makes this raise that SystemExit within a batch.
     """
     task = load_task(plan.task_reference)
     hyperparameters = task.config_model.model_validate(config)
@@ -140,6 +149,8 @@ def train_trial(
                 task, setup, optimizer, lr_schedule, precision, hyperparameters.grad_clip_norm,
                 before_batch=reports.raise_if_ended,
             )
+            # Evaluating cannot stop midway: the report of the epoch before has returned first.
+            reports.wait()
 
             setup.model.eval()
             result = {

@@ -12,27 +12,31 @@ test then fails on what the reporter saw, not on a time.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from orchestrator.health import HealthConfig
-from orchestrator.report_thread import EndedByTune, ReportThread
-from orchestrator.trainable import TrialPlan, train_trial
+from orchestrator.report_thread import ReportThread
+from orchestrator.trainable import TrialPlan, run_trial, train_trial
 from orchestrator.training import RESULT_FILE
 from tests.zoo.plateau import PlateauMatcherTask
 
 EPOCHS = 3
 FAILSAFE_SECONDS = 60
+EVALUATION_SECONDS = 3  # more than the 2 s Tune waits for an ended trial's thread by default
 
 
 class CountedMatcher(PlateauMatcherTask):
-    """The zoo's healthy matcher, counting its training batches (8 per epoch)."""
+    """The zoo's healthy matcher, counting its training batches (8 per epoch) and evaluations."""
 
     name = "counted_matcher"
     batches = 0
+    evaluations = 0
     batch_ran = threading.Condition()
 
     def training_step(self, setup, batch):
@@ -41,8 +45,25 @@ class CountedMatcher(PlateauMatcherTask):
             self.batch_ran.notify_all()
         return super().training_step(setup, batch)
 
+    def evaluate(self, setup, split):
+        with self.batch_ran:
+            type(self).evaluations += 1
+            self.batch_ran.notify_all()
+        return super().evaluate(setup, split)
+
+
+class SlowlyEvaluatedMatcher(PlateauMatcherTask):
+    """The zoo's healthy matcher with an evaluation that takes seconds, as on a large val set."""
+
+    name = "slowly_evaluated_matcher"
+
+    def evaluate(self, setup, split):
+        time.sleep(EVALUATION_SECONDS)
+        return super().evaluate(setup, split)
+
 
 task = CountedMatcher()
+slowly_evaluated = SlowlyEvaluatedMatcher()
 
 
 def batches_after(count: int) -> bool:
@@ -59,9 +80,16 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
+def evaluated_after(count: int, seconds: float) -> bool:
+    """Wait up to `seconds` for an evaluation beyond `count`; whether one came."""
+    with CountedMatcher.batch_ran:
+        return CountedMatcher.batch_ran.wait_for(lambda: CountedMatcher.evaluations > count,
+                                                 timeout=seconds)
+
+
 @pytest.fixture()
 def plan(data_dir) -> TrialPlan:
-    CountedMatcher.batches = 0
+    CountedMatcher.batches = CountedMatcher.evaluations = 0
     return TrialPlan(f"{__name__}:task", str(data_dir), EPOCHS, task.metric, task.mode,
                      HealthConfig())
 
@@ -89,6 +117,21 @@ def test_the_next_epoch_trains_while_a_report_is_in_flight(plan):
     assert trained_on == [True]
 
 
+def test_the_next_epoch_is_evaluated_only_once_the_report_before_it_returned(plan):
+    """Evaluation cannot stop midway: while a report whose answer may end the trial is out,
+    the loop trains but does not evaluate (Tune then finds it where it stops at once)."""
+    evaluated_while_out = []
+
+    def report(result, directory):
+        if result["epoch"] == 1:
+            batches_after(CountedMatcher.batches + 7)  # epoch 2's 8 batches have all run
+            evaluated_while_out.append(evaluated_after(CountedMatcher.evaluations, seconds=3))
+
+    train_trial({}, plan, None, report)
+    assert evaluated_while_out == [False]
+    assert CountedMatcher.evaluations == EPOCHS
+
+
 def test_a_report_that_ends_the_trial_stops_the_loop_within_a_batch(plan):
     reported, at_stop, kept = [], [], []
 
@@ -100,7 +143,9 @@ def test_a_report_that_ends_the_trial_stops_the_loop_within_a_batch(plan):
             at_stop.append(CountedMatcher.batches)
             raise SystemExit(0)  # what tune.report does when Tune stops the trial
 
-    train_trial({}, plan, None, report)  # returns: Tune ended the trial, no error
+    with pytest.raises(SystemExit) as stop:  # how the trial's thread ends, as tune.report's
+        train_trial({}, plan, None, report)
+    assert stop.value.code == 0
     assert reported == [1]
     assert CountedMatcher.batches - at_stop[0] <= 1  # the batch under way, then no more
     assert not kept[0].exists()
@@ -142,9 +187,23 @@ def test_an_error_after_a_report_ended_the_trial_is_not_the_trials():
     def report(result, directory):
         raise SystemExit(0)
 
-    with ReportThread(report) as reports:
-        reports.send({"epoch": 1}, reports.checkpoint_directory())
-        raise RuntimeError("in an epoch Tune had already ended the trial before")
+    with pytest.raises(SystemExit) as stop:
+        with ReportThread(report) as reports:
+            reports.send({"epoch": 1}, reports.checkpoint_directory())
+            raise RuntimeError("in an epoch begun before Tune's stop reached the loop")
+    assert stop.value.code == 0
+
+
+def test_the_last_report_ending_the_trial_ends_the_loops_thread_as_tune_report_would():
+    """A trial function that returns after Tune ended it is taken to have ended by itself:
+    Tune's wrapper then reports once more and waits for ever (the worker is never reused)."""
+    def report(result, directory):
+        raise SystemExit(0)
+
+    with pytest.raises(SystemExit) as stop:
+        with ReportThread(report) as reports:
+            reports.send({"epoch": 1}, reports.checkpoint_directory())
+    assert stop.value.code == 0
 
 
 def test_a_checkpoint_directory_never_sent_is_removed():
@@ -156,15 +215,19 @@ def test_a_checkpoint_directory_never_sent_is_removed():
     assert not directory.exists()
 
 
-def test_sending_after_the_trial_ended_raises_ended_by_tune():
+def test_nothing_is_sent_after_a_report_ended_the_trial():
+    sent = []
+
     def report(result, directory):
+        sent.append(result["epoch"])
         raise SystemExit(0)
 
-    with ReportThread(report) as reports:
-        reports.send({"epoch": 1}, reports.checkpoint_directory())
-        directory = reports.checkpoint_directory()
-        with pytest.raises(EndedByTune):
+    with pytest.raises(SystemExit):
+        with ReportThread(report) as reports:
+            reports.send({"epoch": 1}, reports.checkpoint_directory())
+            directory = reports.checkpoint_directory()
             reports.send({"epoch": 2}, directory)
+    assert sent == [1]
     assert not directory.exists()
 
 
@@ -183,3 +246,40 @@ def test_the_training_generators_are_the_same_whether_or_not_reports_are_slow(pl
         return seen
 
     assert losses(slow=False) == losses(slow=True)
+
+
+@pytest.mark.slow
+def test_trials_stopped_at_a_report_hand_their_worker_to_the_next_trial(data_dir, tmp_path,
+                                                                          monkeypatch):
+    """Real Ray Tune, one slot, workers reused, Tune's own 2 s wait for an ended trial's thread:
+    each trial is stopped at its first report (as ASHA prunes at a rung) while its loop trains
+    on, and its evaluation takes longer than that wait. Each trial ends without an error with
+    that one epoch and its checkpoint, and the next trial runs in the same worker."""
+    import ray
+    from ray import tune
+
+    from orchestrator.trainable import TRIAL_THREAD_TIMEOUT_ENV
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(TRIAL_THREAD_TIMEOUT_ENV, "2")  # Tune's default, kept by run_trial
+    plan = TrialPlan("tests.test_report_thread:slowly_evaluated", str(data_dir), EPOCHS,
+                     slowly_evaluated.metric, slowly_evaluated.mode, HealthConfig())
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        grid = tune.Tuner(
+            tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": 1}),
+            param_space={"seed": tune.grid_search([0, 1, 2])},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), name="stops",
+                                      stop={"training_iteration": 1}, verbose=0),
+        ).fit()
+    finally:
+        ray.shutdown()
+    results = list(grid)
+    assert [result.error for result in results] == [None, None, None]
+    assert [result.metrics["epoch"] for result in results] == [1, 1, 1]
+    for result in results:
+        with result.checkpoint.as_directory() as directory:
+            assert len(json.loads((Path(directory) / RESULT_FILE).read_text())["history"]) == 1
+    assert len({result.metrics["pid"] for result in results}) == 1  # one worker, reused
