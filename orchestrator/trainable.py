@@ -149,9 +149,11 @@ def train_trial(
                 task, setup, optimizer, lr_schedule, precision, hyperparameters.grad_clip_norm,
                 before_batch=reports.raise_if_ended,
             )
+            training_seconds = time.perf_counter() - started
             # Evaluating cannot stop midway: the report of the epoch before has returned first.
             reports.wait()
 
+            evaluating = time.perf_counter()
             setup.model.eval()
             result = {
                 "epoch": epoch + 1,
@@ -161,7 +163,7 @@ def train_trial(
                 **prefixed("val", task.evaluate(setup, "val")),
                 **prefixed("probe", task.probe(setup)),
             }
-            result[EPOCH_SECONDS] = time.perf_counter() - started
+            result[EPOCH_SECONDS] = training_seconds + time.perf_counter() - evaluating
             figures.add_epoch(result[EPOCH_SECONDS])
             progress.add_epoch(result, setup.model)
             verdict = check_health(
