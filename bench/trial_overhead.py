@@ -8,12 +8,12 @@ epochs on its demo data, one CPU thread, three ways in one run:
   orchestrate a real 1-trial `orchestrate sweep` (orchestrator.commands.run_sweeps: the trial
               loop, health probes and guards, a checkpoint per epoch, figures, MLflow on sqlite)
 Each is timed inside the trial over the epochs after the first, from the first epoch's report
-to the last one's (bare: from the end of the first epoch to the end of the last), so the Ray
-start, the worker's start and the build are not in it (bench/reuse_actors.py measures the
-worker's start). A round runs the three arms one after another, each round in another order;
-the ratio to bare is taken within each round and the median of --repeats rounds is printed with
-its range, beside the load average (1 min) when the task's rounds began and ended: on a shared
-machine the range says what the median is worth.
+to the last one's (bare: from the end of the first epoch to the end of the last), per epoch,
+so the Ray start, the worker's start and the build are not in it (bench/reuse_actors.py
+measures the worker's start). A round runs the three arms one after another, each round in
+another order; the ratio to bare is taken within each round and the median of --repeats rounds
+is printed with its range, beside the load average (1 min) when the task's rounds began and
+ended: on a shared machine the range says what the median is worth.
 
 --breakdown also prints, per arm, an epoch after the first: its seconds (report to report),
 those of train + evaluate (orchestrate: + probe, its `time/epoch_seconds`), the rest of the
@@ -125,17 +125,24 @@ class ArmTimes:
     report_seconds: list[float] = field(default_factory=list)
 
     @property
-    def seconds(self) -> float:
-        """From the first lap to the last: the epochs after the first, everything in them."""
-        return self.laps[-1] - self.laps[0]
+    def epochs(self) -> int:
+        return len(self.laps)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """From the first lap to the last, per epoch: an epoch after the first, all of it.
+
+        Per epoch, because a guard may end the orchestrate arm's trial before --epochs (the
+        plateau guard, on a long budget)."""
+        return (self.laps[-1] - self.laps[0]) / (self.epochs - 1)
 
     def per_epoch(self) -> dict[str, float]:
         """Means over the epochs after the first: epoch, train + evaluate, the rest, report."""
-        epochs = len(self.laps) - 1
-        training = sum(self.epoch_seconds[1:len(self.laps)]) / epochs
+        epochs = self.epochs - 1
+        training = sum(self.epoch_seconds[1:self.epochs]) / epochs
         reports = self.report_seconds[:epochs]
-        return {"epoch": self.seconds / epochs, "train_evaluate": training,
-                "rest": self.seconds / epochs - training,
+        return {"epoch": self.seconds_per_epoch, "train_evaluate": training,
+                "rest": self.seconds_per_epoch - training,
                 "report": statistics.fmean(reports) if reports else math.nan}
 
 
@@ -368,6 +375,7 @@ def main() -> None:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     logging.getLogger("ray").setLevel(logging.ERROR)
 
+    print("seconds per epoch after the first; ratio to bare: median of the rounds [range]")
     print(f"{'task':16} {'epochs':>6} {'bare s':>8} {'ray tune s':>11} {'ratio [range]':>17} "
           f"{'orchestrate s':>14} {'ratio [range]':>17} {'load':>9}", flush=True)
     all_rounds: dict[str, list[dict[str, ArmTimes]]] = {}
@@ -381,12 +389,17 @@ def main() -> None:
             rounds = [run_round(index, name, config, space, data_dir, args.epochs, Path(scratch))
                       for index in range(args.repeats)]
         all_rounds[name] = rounds
-        seconds = {arm: statistics.median(times[arm].seconds for times in rounds) for arm in ARMS}
-        tune_ratios = [times["tune"].seconds / times["bare"].seconds for times in rounds]
-        our_ratios = [times["orchestrate"].seconds / times["bare"].seconds for times in rounds]
-        print(f"{name:16} {args.epochs:6d} {seconds['bare']:8.2f} {seconds['tune']:11.2f} "
-              f"{ratio_text(tune_ratios):>17} {seconds['orchestrate']:14.2f} "
-              f"{ratio_text(our_ratios):>17} {load_before:4.1f}-{load():<4.1f}", flush=True)
+        seconds = {arm: statistics.median(times[arm].seconds_per_epoch for times in rounds)
+                   for arm in ARMS}
+        ratios = {arm: [times[arm].seconds_per_epoch / times["bare"].seconds_per_epoch
+                        for times in rounds] for arm in ("tune", "orchestrate")}
+        print(f"{name:16} {args.epochs:6d} {seconds['bare']:8.3f} {seconds['tune']:11.3f} "
+              f"{ratio_text(ratios['tune']):>17} {seconds['orchestrate']:14.3f} "
+              f"{ratio_text(ratios['orchestrate']):>17} {load_before:4.1f}-{load():<4.1f}", flush=True)
+        ended_early = sorted({times["orchestrate"].epochs for times in rounds} - {args.epochs})
+        if ended_early:
+            print(f"{'':16} (a guard ended the orchestrate trial after epoch "
+                  f"{', '.join(map(str, ended_early))} in some rounds: compared per epoch)")
     if args.breakdown:
         print(f"\nper epoch after the first (median of rounds):\n{'task':16} {'arm':12} "
               f"{'epoch s':>8} {'train+eval s':>15} {'rest ms':>8} {'tune.report ms':>15}")
