@@ -4,8 +4,9 @@
 controller runs the stopper, the scheduler, the searcher and every callback, asks the worker
 for the checkpoint in a second round trip, registers it (deleting one no longer kept), and
 only then lets the function go on; the checkpoint is copied into the trial's storage before
-that. `ReportThread` makes that call on a thread of its own while the trial loop trains the
-next epoch's batches. One report is in flight at most, so reports reach Tune in order.
+that. `ReportThread` writes the checkpoint and makes that call on a thread of its own while
+the trial loop trains the next epoch's batches. One report is in flight at most, so reports
+reach Tune in order.
 
 A report may end the trial (ASHA at a rung, the guards' stopper, the budget, a Ctrl-C): Tune
 then ends the reporting call with SystemExit(0), when it stops the worker or hands it to the
@@ -33,6 +34,8 @@ from typing import Any, Callable
 
 # Sends one epoch's result with the directory of its checkpoint (in a trial: `tune.report`).
 Reporter = Callable[[dict[str, Any], Path], None]
+# Writes an epoch's checkpoint into the (empty) directory it is given.
+CheckpointWriter = Callable[[Path], None]
 
 
 class ReportThread:
@@ -48,7 +51,6 @@ class ReportThread:
     def __init__(self, report: Reporter):
         self._report = report
         self._thread: threading.Thread | None = None
-        self._unsent: Path | None = None
         self._stop: SystemExit | None = None  # how a report ended the trial
         self._error: BaseException | None = None
 
@@ -57,27 +59,19 @@ class ReportThread:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        if self._unsent is not None:
-            shutil.rmtree(self._unsent, ignore_errors=True)
-            self._unsent = None
         # With an error too: the report in flight reaches Tune first, so a retry resumes after
         # its epoch.
         self._join()
         if error is None or self._stop is not None:
             self.raise_if_ended()
 
-    def checkpoint_directory(self) -> Path:
-        """A new empty directory for the next report's checkpoint; removed once that report has
-        returned (or when the trial ends without sending it)."""
-        self._unsent = Path(tempfile.mkdtemp(prefix="checkpoint-"))
-        return self._unsent
-
-    def send(self, result: dict[str, Any], checkpoint_dir: Path) -> None:
-        """Wait for the report in flight (`wait`), then send this one and return at once."""
+    def send(self, result: dict[str, Any], write_checkpoint: CheckpointWriter) -> None:
+        """Wait for the report in flight (`wait`), then return at once while the report thread
+        writes this epoch's checkpoint into a new directory (`write_checkpoint`), reports
+        `result` with it and removes it."""
         self.wait()
-        self._unsent = None  # the report thread removes it now
-        self._thread = threading.Thread(
-            target=self._send, args=(result, checkpoint_dir), name="trial-report", daemon=True)
+        self._thread = threading.Thread(target=self._send, args=(result, write_checkpoint),
+                                        name="trial-report", daemon=True)
         self._thread.start()
 
     def raise_if_ended(self) -> None:
@@ -97,9 +91,11 @@ class ReportThread:
             self._thread.join()
             self._thread = None
 
-    def _send(self, result: dict[str, Any], checkpoint_dir: Path) -> None:
+    def _send(self, result: dict[str, Any], write_checkpoint: CheckpointWriter) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="checkpoint-"))
         try:
-            self._report(result, checkpoint_dir)
+            write_checkpoint(directory)
+            self._report(result, directory)
         except SystemExit as stop:
             if stop.code in (0, None):  # how tune.report ends a trial Tune decided to stop
                 self._stop = stop
@@ -108,4 +104,4 @@ class ReportThread:
         except BaseException as error:  # noqa: BLE001 - raised in the trial loop instead
             self._error = error
         finally:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)

@@ -11,6 +11,7 @@ for the driver to handle it, and stops within a batch when the report ends the t
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -28,18 +29,20 @@ from orchestrator.health import HealthConfig, check_health
 from orchestrator.registry import load_task
 from orchestrator.report_thread import Reporter, ReportThread
 from orchestrator.training import (
+    CheckpointState,
     MixedPrecision,
     build_optimizer,
+    checkpoint_state,
     ended_checkpoint,
     has_ended,
     load_checkpoint,
     prefixed,
     read_result,
-    save_checkpoint,
     seed_everything,
     set_epoch,
     train_one_epoch,
     training_device,
+    write_checkpoint,
 )
 from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
@@ -185,11 +188,15 @@ def train_trial(
                 drawing = time.perf_counter()  # after the capture: draws no training numbers
                 pngs = figures.draw(task, setup, progress.history)
                 result[PLOT_SECONDS] = time.perf_counter() - drawing
-            directory = reports.checkpoint_directory()
-            save_checkpoint(directory, setup, optimizer, lr_schedule, precision, progress,
-                            generators)
-            save_figures(directory, pngs)
-            reports.send(result, directory)
+            # Copied now, written on the report thread while the next epoch trains.
+            state = checkpoint_state(setup, optimizer, lr_schedule, precision, progress,
+                                     generators)
+            reports.send(result, functools.partial(_write_checkpoint, state, pngs))
             rng_state.restore(generators)
             if verdict is not None:
                 return  # the sweep's stopper ends the trial on this result too
+
+
+def _write_checkpoint(state: CheckpointState, pngs: dict[str, bytes], directory: Path) -> None:
+    write_checkpoint(directory, state)
+    save_figures(directory, pngs)

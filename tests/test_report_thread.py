@@ -23,7 +23,10 @@ import torch
 from orchestrator.health import HealthConfig
 from orchestrator.report_thread import ReportThread
 from orchestrator.trainable import TrialPlan, run_trial, train_trial
-from orchestrator.training import RESULT_FILE
+from orchestrator.trial_progress import TrialProgress
+from orchestrator.training import (
+    MODEL_FILE, RESULT_FILE, TRAINER_STATE_FILE, MixedPrecision, build_optimizer, checkpoint_state,
+    seed_everything, train_one_epoch, write_checkpoint)
 from tests.zoo.plateau import PlateauMatcherTask
 
 EPOCHS = 3
@@ -151,6 +154,30 @@ def test_a_report_that_ends_the_trial_stops_the_loop_within_a_batch(plan):
     assert not kept[0].exists()
 
 
+def test_a_checkpoint_written_while_the_next_epoch_trains_holds_the_epoch_it_was_taken_at(
+        data_dir, tmp_path):
+    seed_everything(0)
+    config = task.config_model()
+    setup = task.build(config, data_dir, torch.device("cpu"))
+    optimizer, schedule = build_optimizer(setup, config, EPOCHS, len(setup.train_batches))
+    precision = MixedPrecision(setup.device)
+    train_one_epoch(task, setup, optimizer, schedule, precision, config.grad_clip_norm)
+    taken = {key: tensor.clone() for key, tensor in setup.model.state_dict().items()}
+    taken_moments = [state["exp_avg"].clone() for state in optimizer.state.values()]
+    state = checkpoint_state(setup, optimizer, schedule, precision,
+                             TrialProgress(task.metric, task.mode))
+    train_one_epoch(task, setup, optimizer, schedule, precision, config.grad_clip_norm)  # on
+    write_checkpoint(tmp_path, state)
+    written = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    assert all(torch.equal(written[key], taken[key]) for key in taken)
+    now = setup.model.state_dict()
+    assert not all(torch.equal(written[key], now[key]) for key in taken)
+    trainer = torch.load(tmp_path / TRAINER_STATE_FILE, weights_only=True)
+    moments = [state["exp_avg"] for state in trainer["optimizer"]["state"].values()]
+    assert all(torch.equal(saved, before) for saved, before in zip(moments, taken_moments))
+    assert trainer["lr_schedule"]["last_epoch"] == len(setup.train_batches)  # one epoch's steps
+
+
 def test_an_error_in_a_report_is_the_trials_error(plan):
     reported = []
 
@@ -167,6 +194,10 @@ def test_an_error_in_a_report_is_the_trials_error(plan):
     assert reported == [1]
 
 
+def no_checkpoint(directory):
+    """A checkpoint writer that writes nothing (the unit tests of ReportThread need none)."""
+
+
 def test_an_error_of_the_loop_waits_for_the_report_in_flight():
     """So the epoch reported before the error reaches Tune, and a retry resumes after it."""
     released, returned = threading.Event(), []
@@ -177,7 +208,7 @@ def test_an_error_of_the_loop_waits_for_the_report_in_flight():
 
     with pytest.raises(ZeroDivisionError):
         with ReportThread(report) as reports:
-            reports.send({"epoch": 1}, reports.checkpoint_directory())
+            reports.send({"epoch": 1}, no_checkpoint)
             released.set()
             raise ZeroDivisionError
     assert returned == [1]
@@ -189,7 +220,7 @@ def test_an_error_after_a_report_ended_the_trial_is_not_the_trials():
 
     with pytest.raises(SystemExit) as stop:
         with ReportThread(report) as reports:
-            reports.send({"epoch": 1}, reports.checkpoint_directory())
+            reports.send({"epoch": 1}, no_checkpoint)
             raise RuntimeError("in an epoch begun before Tune's stop reached the loop")
     assert stop.value.code == 0
 
@@ -202,17 +233,23 @@ def test_the_last_report_ending_the_trial_ends_the_loops_thread_as_tune_report_w
 
     with pytest.raises(SystemExit) as stop:
         with ReportThread(report) as reports:
-            reports.send({"epoch": 1}, reports.checkpoint_directory())
+            reports.send({"epoch": 1}, no_checkpoint)
     assert stop.value.code == 0
 
 
-def test_a_checkpoint_directory_never_sent_is_removed():
-    with pytest.raises(ValueError):
-        with ReportThread(lambda result, directory: None) as reports:
-            directory = reports.checkpoint_directory()
-            (directory / "model.pt").write_bytes(b"")
-            raise ValueError("saving the checkpoint failed")
-    assert not directory.exists()
+def test_a_checkpoint_that_cannot_be_written_is_the_trials_error_and_is_not_reported():
+    written, reported = [], []
+
+    def disk_full(directory):
+        written.append(directory)
+        (directory / "model.pt").write_bytes(b"")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        with ReportThread(lambda result, directory: reported.append(result)) as reports:
+            reports.send({"epoch": 1}, disk_full)
+    assert reported == []
+    assert not written[0].exists()
 
 
 def test_nothing_is_sent_after_a_report_ended_the_trial():
@@ -224,11 +261,9 @@ def test_nothing_is_sent_after_a_report_ended_the_trial():
 
     with pytest.raises(SystemExit):
         with ReportThread(report) as reports:
-            reports.send({"epoch": 1}, reports.checkpoint_directory())
-            directory = reports.checkpoint_directory()
-            reports.send({"epoch": 2}, directory)
+            reports.send({"epoch": 1}, no_checkpoint)
+            reports.send({"epoch": 2}, no_checkpoint)
     assert sent == [1]
-    assert not directory.exists()
 
 
 def test_the_training_generators_are_the_same_whether_or_not_reports_are_slow(plan):
@@ -261,7 +296,8 @@ def test_trials_stopped_at_a_report_hand_their_worker_to_the_next_trial(data_dir
     from orchestrator.trainable import TRIAL_THREAD_TIMEOUT_ENV
 
     repo = str(Path(__file__).resolve().parent.parent)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH",
+                       os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv(TRIAL_THREAD_TIMEOUT_ENV, "2")  # Tune's default, kept by run_trial
     plan = TrialPlan("tests.test_report_thread:slowly_evaluated", str(data_dir), EPOCHS,
                      slowly_evaluated.metric, slowly_evaluated.mode, HealthConfig())
