@@ -24,14 +24,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ray import tune
 
+from orchestrator.report_thread import Reporter
 from orchestrator.training import checkpoint_is_complete, ended_checkpoint, has_ended, read_result
 
-# Receives each epoch's result with the directory of its checkpoint (gone once it returns).
-Reporter = Callable[[dict[str, Any], Path], None]
 GUARD_KEY = "health/guard"  # in a result a health guard stopped the trial on (health/base.py)
 
 

@@ -12,8 +12,9 @@ import math
 import posixpath
 import random
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -119,11 +120,18 @@ def train_one_epoch(
     lr_schedule: torch.optim.lr_scheduler.LRScheduler,
     precision: MixedPrecision,
     grad_clip_norm: float,
+    before_batch: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over the training batches; returns each loss term averaged over the epoch."""
+    """One pass over the training batches; returns each loss term averaged over the epoch.
+
+    before_batch: called before each batch; what it raises ends the epoch there (the trial
+    loop's check that Tune has not ended the trial while it trained on, report_thread.py).
+    """
     totals: dict[str, float] = {}
     batches = 0
     for batch in setup.train_batches:
+        if before_batch is not None:
+            before_batch()
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
             losses = task.training_step(setup, batch)
@@ -142,6 +150,61 @@ def train_one_epoch(
     return {key: total / batches for key, total in totals.items()}
 
 
+@dataclass(frozen=True)
+class CheckpointState:
+    """What a checkpoint holds, taken at the end of an epoch (`checkpoint_state`); written
+    later (`write_checkpoint`), while the next epoch trains."""
+
+    model: dict[str, torch.Tensor]
+    best_weights: dict[str, torch.Tensor] | None  # None when the best epoch is the latest
+    trainer: dict[str, Any]
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+
+
+def checkpoint_state(
+    setup: TrialSetup,
+    optimizer: torch.optim.Optimizer,
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler,
+    precision: MixedPrecision,
+    progress: TrialProgress,
+    generators: dict[str, Any] | None = None,
+) -> CheckpointState:
+    """The latest weights and the best epoch's, the trainer state with the generators' state
+    (rng_state.capture(), now when not given) and the trial's progress, as they are now.
+
+    The weights and the optimiser's state are copied to the CPU (training changes them in
+    place); the rest is new or only replaced, never changed (a new best replaces
+    progress.best_weights). A copy costs a fraction of serialising and writing the files.
+    """
+    best_weights = None
+    if progress.best_weights is not None and not progress.best_is_latest():
+        best_weights = progress.best_weights
+    return CheckpointState(
+        model=_cpu_copy(setup.model.state_dict()),
+        best_weights=best_weights,
+        trainer=_cpu_copy({
+            "optimizer": optimizer.state_dict(),
+            "lr_schedule": lr_schedule.state_dict(),
+            "grad_scaler": precision.scaler.state_dict(),
+            "generators": generators if generators is not None else rng_state.capture(),
+        }),
+        history=list(progress.history),
+        best_epoch=progress.best_epoch,
+    )
+
+
+def write_checkpoint(directory: Path, state: CheckpointState) -> None:
+    """Write `state` into `directory`: the latest weights and the best epoch's (both loadable
+    with weights_only=True), the trainer state and the trial's progress."""
+    torch.save(state.model, directory / MODEL_FILE)
+    if state.best_weights is not None:
+        torch.save(state.best_weights, directory / BEST_MODEL_FILE)
+    torch.save(state.trainer, directory / TRAINER_STATE_FILE)
+    (directory / RESULT_FILE).write_text(json.dumps(
+        {"history": state.history, "best_epoch": state.best_epoch}, default=float))
+
+
 def save_checkpoint(
     directory: Path,
     setup: TrialSetup,
@@ -151,23 +214,20 @@ def save_checkpoint(
     progress: TrialProgress,
     generators: dict[str, Any] | None = None,
 ) -> None:
-    """Write the latest weights and the best epoch's (both loadable with weights_only=True),
-    the trainer state with the generators' state (rng_state.capture(), now when not given)
-    and the trial's progress."""
-    torch.save(setup.model.state_dict(), directory / MODEL_FILE)
-    if progress.best_weights is not None and not progress.best_is_latest():
-        torch.save(progress.best_weights, directory / BEST_MODEL_FILE)
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "lr_schedule": lr_schedule.state_dict(),
-            "grad_scaler": precision.scaler.state_dict(),
-            "generators": generators if generators is not None else rng_state.capture(),
-        },
-        directory / TRAINER_STATE_FILE,
-    )
-    (directory / RESULT_FILE).write_text(json.dumps(
-        {"history": progress.history, "best_epoch": progress.best_epoch}, default=float))
+    """Write the checkpoint of the trial as it is now (`checkpoint_state`) into `directory`."""
+    write_checkpoint(directory, checkpoint_state(setup, optimizer, lr_schedule, precision,
+                                                 progress, generators))
+
+
+def _cpu_copy(value: Any) -> Any:
+    """`value` with every tensor in it copied to the CPU, and its dicts, lists and tuples new."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _cpu_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_copy(item) for item in value)
+    return value
 
 
 def load_checkpoint(
