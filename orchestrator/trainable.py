@@ -3,8 +3,8 @@
 Ray Tune runs `run_trial` once per trial with the sampled config. Each epoch ends in exactly one
 `tune.report` (ASHA's rungs are the reported `epoch`) carrying a checkpoint, so a retried or
 resumed trial continues from its last epoch (resume_point.py), exactly as if it had never
-stopped: the checkpoint holds the weights, the optimiser and schedule, the global random generators and the
-history, and the loop tells the task's batches which epoch comes next.
+stopped: the checkpoint holds the weights, the optimiser and schedule, the global random
+generators and the history, and the loop tells the task's batches which epoch comes next.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from orchestrator.trial_figures import PLOT_SECONDS, TrialFigures, save_figures
 from orchestrator.trial_progress import EPOCH_SECONDS, TrialProgress
 from orchestrator.unfreezing import (
     apply_unfreezing, regime_span, trainable_block_count, training_regimes)
+
 
 @dataclass(frozen=True)
 class TrialPlan:
