@@ -315,7 +315,10 @@ def run(
     callbacks = [LedgerCallback(ledger), tracker, display, watch]
     experiment_dir = prepared.experiment_dir(options)
     if options.resume and tune.Tuner.can_restore(experiment_dir):
-        recreate_gone_checkpoints(experiment_dir)
+        if gone := recreate_gone_checkpoints(experiment_dir):
+            console.print(f"[{task.name}] {len(gone)} trial(s) resume from a checkpoint Ray Tune deleted "
+                          "after it last saved its state: each goes on from its newest complete checkpoint",
+                          highlight=False, markup=False, soft_wrap=True)
         tuner = tune.Tuner.restore(
             experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
         )

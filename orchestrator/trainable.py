@@ -3,10 +3,11 @@
 Ray Tune runs `run_trial` once per trial with the sampled config. Each epoch ends in exactly one
 `tune.report` (ASHA's rungs are the reported `epoch`) carrying a checkpoint, so a retried or
 resumed trial continues from its last epoch (resume_point.py), exactly as if it had never
-stopped: the checkpoint holds the weights, the optimiser and schedule, the global random generators and the
-history, and the loop tells the task's batches which epoch comes next. The report is sent from
-a thread of its own while the next epoch trains (report_thread.py): the trial does not wait
-for the driver to handle it, and stops within a batch when the report ends the trial.
+stopped: the checkpoint holds the weights, the optimiser and schedule, the global random
+generators and the history, and the loop tells the task's batches which epoch comes next. The
+report is sent from a thread of its own while the next epoch trains (report_thread.py): the
+trial does not wait for the driver to handle it, and stops within a batch when the report ends
+the trial.
 """
 
 from __future__ import annotations

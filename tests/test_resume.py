@@ -248,6 +248,7 @@ def test_a_trial_whose_saved_checkpoint_was_deleted_since_resumes_from_its_newes
     (release / "all").touch()
     resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "1 trial(s) resume from a checkpoint Ray Tune deleted" in resumed.stdout
 
     runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
     assert saved_trials(experiment_dir)[trial_id] == (True, 4)
