@@ -50,6 +50,7 @@ from orchestrator.unfreezing import (
 TRIAL_THREAD_TIMEOUT_ENV = "TUNE_FUNCTION_THREAD_TIMEOUT_S"  # read by Tune when it reuses a worker
 TRIAL_THREAD_TIMEOUT_SECONDS = 120
 
+
 @dataclass(frozen=True)
 class TrialPlan:
     """What every trial of one task's sweep shares (the config is what varies)."""
