@@ -104,9 +104,11 @@ def newest_complete_checkpoint(trial_dir: str, filesystem: Any) -> tune.Checkpoi
 
 
 def _is_complete(checkpoint: tune.Checkpoint) -> bool:
+    """For the checkpoint Tune restores: registered whole, so only files a deletion took are
+    looked for (the attempt reads them all next anyway)."""
     try:
         with checkpoint.as_directory() as directory:
-            return checkpoint_is_complete(Path(directory))
+            return checkpoint_is_complete(Path(directory), read_archives=False)
     except OSError:  # a remote checkpoint that is gone
         return False
 

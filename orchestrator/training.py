@@ -267,12 +267,14 @@ def read_result(directory: Path) -> dict[str, Any]:
     return saved
 
 
-def checkpoint_is_complete(directory: Path) -> bool:
+def checkpoint_is_complete(directory: Path, read_archives: bool = True) -> bool:
     """Whether `directory` holds a whole checkpoint that load_checkpoint can restore.
 
     A copy cut off by a kill, or a deletion cut off half way, leaves a checkpoint directory
     without some files or with a truncated one; torch.save writes zip archives, whose every
-    member's checksum is read here.
+    member's checksum is read here. Without `read_archives` only the files' presence is checked:
+    enough for a checkpoint Tune registered (written whole before it was reported), which a kill
+    can only have half deleted.
     """
     try:
         saved = read_result(directory)
@@ -283,6 +285,10 @@ def checkpoint_is_complete(directory: Path) -> bool:
     if best_epoch is not None and best_epoch != len(history):
         files.append(BEST_MODEL_FILE)
     for name in files:
+        if not read_archives:
+            if not (directory / name).is_file():
+                return False
+            continue
         try:
             with zipfile.ZipFile(directory / name) as archive:
                 if archive.testzip() is not None:

@@ -68,6 +68,9 @@ def test_a_checkpoint_missing_a_file_or_truncated_is_incomplete(trial_dir):
     empty = trial_dir / "checkpoint_000004"
     empty.mkdir()
     assert not any(checkpoint_is_complete(path) for path in (no_result, no_best, truncated, empty))
+    # a registered checkpoint's presence check: misses the truncation only
+    assert not any(checkpoint_is_complete(path, read_archives=False) for path in (no_result, no_best, empty))
+    assert checkpoint_is_complete(truncated, read_archives=False)
 
 
 def test_a_gone_checkpoint_is_replaced_by_the_newest_complete_one_which_is_reported_again(trial_dir):
