@@ -24,7 +24,7 @@ from orchestrator.node_check import NodeCheckFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
 from orchestrator.spaces import SpecError
 from orchestrator.sweep import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, UsageError
-from orchestrator.tracking import TrackingUnavailable
+from orchestrator.tracking import TrackingUnavailable, open_client
 from tasks.base import DataError
 
 app = typer.Typer(
@@ -50,14 +50,12 @@ def _task_and_tracking(task: str, tracking_uri: Optional[str]):
 
     Reading from a sqlite store that does not exist would create an empty one; refuse instead.
     """
-    from mlflow.tracking import MlflowClient
-
     loaded = load_task(task_reference(task))
     uri = _tracking_uri(tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise UsageError(
             f"no MLflow store at {uri}; run `orchestrate sweep` here first or pass --tracking-uri")
-    return loaded, MlflowClient(uri)
+    return loaded, open_client(uri)
 
 
 def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:

@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
@@ -20,7 +19,7 @@ from orchestrator.outcomes import stopped_by_guard
 from orchestrator.preflight import preflight_all
 from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.slot_shares import cluster_slots
-from orchestrator.tracking import open_experiment
+from orchestrator.tracking import open_client, open_experiment
 from orchestrator.sweep import (
     PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
     trial_resources)
@@ -46,7 +45,7 @@ def run_sweeps(
     prepared = preflight_all(prepared, options.seed, console)  # writes nothing when it fails
     _connect_ray(address, options)
     # The tracking store is checked before any trial starts: one line if it is unreachable.
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = open_client(tracking_uri)
     experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
     prepared = [place_data(one, options, on_cluster=address is not None, console=console)
                 for one in prepared]

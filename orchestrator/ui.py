@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.sweep import UsageError
-from orchestrator.tracking import ROLE
+from orchestrator.tracking import ROLE, open_client
 
 DEFAULT_PORT = 5000  # as `mlflow ui`
 
@@ -119,7 +119,7 @@ def run_ui(tracking_uri: str, port: int, task_name: str | None, console: Console
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).is_file():
         raise UsageError(
             f"no MLflow store at {tracking_uri}; run `orchestrate sweep` here first or pass --tracking-uri")
-    client = MlflowClient(tracking_uri)
+    client = open_client(tracking_uri)
     try:
         sweep = find_sweep(client, task_name=task_name)
     except SweepNotFound as error:

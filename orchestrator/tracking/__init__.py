@@ -13,5 +13,5 @@ from orchestrator.tracking.names import (  # noqa: F401 - the package's public n
     ERRORS_ARTIFACT_DIR, FAILURE_OF_ATTEMPT, GUARD, LAST_FAILURE, MODEL_ARTIFACT_DIR, NODE_ID,
     PARENT, PAUSED_SECONDS, REASON, REPLACES, RETRIES, ROLE, STATUS, SWEEP, TASK, TRAIN_SECONDS,
     TRIAL_ID, best_metric_key)
-from orchestrator.tracking.store import TrackingUnavailable, open_experiment  # noqa: F401
+from orchestrator.tracking.store import TrackingUnavailable, open_client, open_experiment  # noqa: F401
 from orchestrator.tracking.tracker import FinalResult, MlflowTracker  # noqa: F401

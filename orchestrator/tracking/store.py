@@ -11,11 +11,32 @@ from typing import Any, Callable
 
 from mlflow.tracking import MlflowClient
 
+from orchestrator.tracking.sqlite_store import create_whole, holds_no_runs, sqlite_path
+
 RETRY_AFTER_SECONDS = 30.0
 
 
 class TrackingUnavailable(RuntimeError):
     """The tracking store cannot be reached at start; the message is one line for a user."""
+
+
+def open_client(tracking_uri: str) -> MlflowClient:
+    """A client of the store at `tracking_uri`, a missing sqlite store created whole first;
+    raises TrackingUnavailable (one line) when the store cannot be opened."""
+    path = sqlite_path(tracking_uri)
+    try:
+        if path is not None:
+            create_whole(path)
+        return MlflowClient(tracking_uri=tracking_uri)
+    except Exception as error:  # noqa: BLE001 - any store failure means the same to the user
+        if path is not None and path.is_file() and holds_no_runs(path):
+            advice = (f"it holds no runs (MLflow was likely cut off while creating it): "
+                      f"delete {path} and run again")
+        else:
+            advice = "check --tracking-uri or MLFLOW_TRACKING_URI"
+        raise TrackingUnavailable(
+            f"cannot open the MLflow tracking store {tracking_uri!r} ({cause(error)}); {advice}"
+        ) from None
 
 
 def open_experiment(client: MlflowClient, task_name: str) -> str:
