@@ -31,6 +31,7 @@ from ray import tune
 from orchestrator.report_thread import Reporter
 from orchestrator.training import checkpoint_is_complete, ended_checkpoint, has_ended, read_result
 
+TRIAL_DIR_PREFIX = "trial_"  # a trial's directory is TRIAL_DIR_PREFIX + its id (sweep.py)
 GUARD_KEY = "health/guard"  # in a result a health guard stopped the trial on (health/base.py)
 
 
@@ -82,6 +83,28 @@ def recreate_gone_checkpoints(experiment_dir: str) -> list[str]:
             checkpoint.filesystem.create_dir(checkpoint.path)
             recreated.append(checkpoint.path)
     return recreated
+
+
+def remove_unrecorded_trials(experiment_dir: str) -> list[str]:
+    """Delete the trial directories that Tune's saved state does not name: trials the killed
+    driver started after Tune last saved its state. Tune never resumes them (it samples new
+    trials in their place) and their MLflow runs are deleted (tracking/unfinished.py), so the
+    sweep's directories stay Tune's trials. Returns their paths."""
+    from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem
+    from ray.tune import ExperimentAnalysis
+
+    recorded = {posixpath.basename(trial.path) for trial in ExperimentAnalysis(experiment_dir).trials}
+    if "://" in experiment_dir:
+        filesystem, path = FileSystem.from_uri(experiment_dir)
+    else:
+        filesystem, path = LocalFileSystem(), str(Path(experiment_dir).resolve())
+    removed = []
+    for entry in filesystem.get_file_info(FileSelector(path)):
+        if (entry.type == FileType.Directory and entry.base_name.startswith(TRIAL_DIR_PREFIX)
+                and entry.base_name not in recorded):
+            filesystem.delete_dir(entry.path)
+            removed.append(entry.path)
+    return removed
 
 
 def newest_complete_checkpoint(trial_dir: str, filesystem: Any) -> tune.Checkpoint | None:

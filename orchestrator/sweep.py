@@ -29,7 +29,7 @@ from orchestrator.interruption import InterruptWatch
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
-from orchestrator.resume_point import recreate_gone_checkpoints
+from orchestrator.resume_point import TRIAL_DIR_PREFIX, recreate_gone_checkpoints, remove_unrecorded_trials
 from orchestrator.searcher import make_searcher
 from orchestrator.slot_shares import NewestFirstASHA, SharedSlotLimiter
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
@@ -319,6 +319,10 @@ def run(
             console.print(f"[{task.name}] {len(gone)} trial(s) resume from a checkpoint Ray Tune deleted "
                           "after it last saved its state: each goes on from its newest complete checkpoint",
                           highlight=False, markup=False, soft_wrap=True)
+        if unrecorded := remove_unrecorded_trials(experiment_dir):
+            console.print(f"[{task.name}] removed {len(unrecorded)} trial director(ies) Ray Tune has no record "
+                          "of (started after it last saved its state; new trials take their place)",
+                          highlight=False, markup=False, soft_wrap=True)
         tuner = tune.Tuner.restore(
             experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
@@ -453,12 +457,12 @@ def _scheduler(spec: SearchSpaceSpec, max_epochs: int, share_slots: bool = False
 
 
 def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
+    return f"{TRIAL_DIR_PREFIX}{trial.trial_id}"
 
 
 def _trial_id(result: tune.Result) -> str:
     """A result's trial id, also for a trial that failed before it reported anything."""
-    return result.metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
+    return result.metrics.get("trial_id") or Path(result.path).name.removeprefix(TRIAL_DIR_PREFIX)
 
 
 def _stopped_by_health_guard(trial_id: str, result: dict[str, Any]) -> bool:

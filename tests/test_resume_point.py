@@ -11,7 +11,7 @@ import torch
 from pyarrow.fs import LocalFileSystem
 from ray import tune
 
-from orchestrator.resume_point import newest_complete_checkpoint, resume_point
+from orchestrator.resume_point import newest_complete_checkpoint, remove_unrecorded_trials, resume_point
 from orchestrator.training import (
     BEST_MODEL_FILE, ENDED_MARKER, MODEL_FILE, RESULT_FILE, TRAINER_STATE_FILE, checkpoint_is_complete)
 
@@ -123,3 +123,34 @@ def test_newest_complete_checkpoint_counts_epochs_not_directory_numbers(trial_di
     newest = newest_complete_checkpoint(str(trial_dir), LocalFileSystem())
     assert Path(newest.path) == trial_dir / "checkpoint_000000"
     assert newest_complete_checkpoint(str(trial_dir / "missing"), LocalFileSystem()) is None
+
+
+def _one_report(config):
+    tune.report({"x": config["x"]})
+
+
+def test_trial_directories_tune_has_no_record_of_are_removed_and_only_those(tmp_path):
+    """A driver killed after it started a trial but before Tune saved its state leaves that
+    trial's directory (checkpoints and all) beside the trials Tune resumes (seen in the
+    random-kill soak); the trial's MLflow run is deleted on resume, so its directory goes too."""
+    import ray
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        tune.Tuner(_one_report, param_space={"x": tune.grid_search([1, 2])},
+                   tune_config=tune.TuneConfig(trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}"),
+                   run_config=tune.RunConfig(storage_path=str(tmp_path), name="sweep", verbose=0)).fit()
+    finally:
+        ray.shutdown()
+    experiment = tmp_path / "sweep"
+    recorded = sorted(path.name for path in experiment.glob("trial_*"))
+    assert len(recorded) == 2
+    unrecorded = experiment / "trial_5eb0a1d2"
+    write_checkpoint(unrecorded / "checkpoint_000000", 1)
+    (experiment / "plots").mkdir()  # not a trial directory: left alone
+
+    assert remove_unrecorded_trials(str(experiment)) == [str(unrecorded)]
+    assert not unrecorded.exists()
+    assert sorted(path.name for path in experiment.glob("trial_*")) == recorded
+    assert (experiment / "plots").is_dir()
+    assert remove_unrecorded_trials(str(experiment)) == []
