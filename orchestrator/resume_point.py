@@ -14,7 +14,9 @@ In both cases the trial first reports that checkpoint's last epoch again, so tha
 the trial (last result, latest checkpoint) and the MLflow run mirroring it become the trial's real
 state, then goes on from it, or ends. Tune itself refuses to start an attempt from a checkpoint
 directory that is gone, so the resuming driver first recreates such directories, empty
-(`recreate_gone_checkpoints`): the attempt then finds where its trial had got to.
+(`recreate_gone_checkpoints`): the attempt then finds where its trial had got to. A trial the
+killed driver started after Tune's last save is in no saved record at all; Tune samples a new
+trial in its place, so its directory is removed (`remove_unrecorded_trials`).
 """
 
 from __future__ import annotations
