@@ -259,3 +259,56 @@ def test_a_trial_whose_saved_checkpoint_was_deleted_since_resumes_from_its_newes
     assert run.info.run_id == before.info.run_id and "orchestrate.replaces" not in run.data.tags
     monkeypatch.chdir(workdir)  # the sweep's space path is relative to it
     assert assert_matches_uninterrupted(client, run) == 4
+
+
+@pytest.mark.slow
+def test_a_trial_started_after_tunes_last_saved_state_leaves_no_run_and_no_directory(workdir):
+    """The driver dies while a trial runs that Tune's saved state does not name yet (Tune
+    saves every TUNE_GLOBAL_CHECKPOINT_S, 120 here). The resumed sweep samples a new trial in
+    its place; the dead trial's run is deleted and its directory removed, so the sweep's runs
+    and directories are Tune's trials (the random-kill soak found its directory left behind)."""
+    spaces, release = workdir / "search_spaces", workdir / "release"
+    spaces.mkdir()
+    release.mkdir()
+    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=2))
+    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
+             "--concurrency", "1", "--name", "held"]
+    env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
+    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+
+    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+
+    def started() -> set[str]:
+        if not (workdir / "mlflow.db").exists():
+            return set()
+        return {run.data.tags["orchestrate.trial_id"] for run in runs_of(client, "held_at_last_epoch", "trial")}
+
+    while True:  # until a trial runs, with its directory, that the saved state does not name
+        assert driver.poll() is None and time.monotonic() < deadline, "no trial ran unrecorded"
+        saved = saved_trials_while_running(experiment_dir)
+        unrecorded = [trial for trial in started() - set(saved) if (experiment_dir / f"trial_{trial}").is_dir()]
+        if unrecorded:
+            break
+        for trial in saved:  # the state names the first trial: let it end so the next starts
+            (release / trial).touch()
+        time.sleep(0.5)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(3)  # let the killed driver's Ray processes go
+    (dead,) = unrecorded
+    assert dead not in saved_trials(experiment_dir)
+
+    (release / "all").touch()
+    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "removed 1 trial director(ies) Ray Tune has no record of" in resumed.stdout
+
+    tune_trials = {trial.trial_id for trial in ExperimentAnalysis(str(experiment_dir)).trials}
+    assert len(tune_trials) == 2 and dead not in tune_trials
+    assert not (experiment_dir / f"trial_{dead}").exists()
+    runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
+    assert {run.data.tags["orchestrate.trial_id"] for run in runs} == tune_trials
+    assert_one_value_per_step(client, "held_at_last_epoch")
