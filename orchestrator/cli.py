@@ -18,7 +18,7 @@ from rich.console import Console
 
 from orchestrator.commands import SweepFailed
 from orchestrator.data_access import LocationError
-from orchestrator.interruption import EXIT_CODE as INTERRUPTED_EXIT_CODE, SweepInterrupted
+from orchestrator.interruption import EXIT_CODE as INTERRUPTED_EXIT_CODE, SweepInterrupted, remember_ctrl_c
 from orchestrator.model_registry import RegistryError
 from orchestrator.node_check import NodeCheckFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
@@ -63,6 +63,7 @@ def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
     # An unreachable tracking server should fail in seconds, not after minutes of back-off.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    remember_ctrl_c()
     try:
         body()
     except USER_ERRORS as error:

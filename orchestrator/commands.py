@@ -12,7 +12,7 @@ from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
 from orchestrator.concurrent_sweeps import sweep_side_by_side
-from orchestrator.interruption import SweepInterrupted, quiet_tune_interruption_logs
+from orchestrator.interruption import SweepInterrupted, quiet_tune_interruption_logs, raise_if_ctrl_c
 from orchestrator.local_ray import keep_on_loopback, listens_on_loopback_only
 from orchestrator.node_check import check_every_node
 from orchestrator.outcomes import stopped_by_guard
@@ -43,7 +43,9 @@ def run_sweeps(
     prepared = [prepare(name, space, data_dir, options) for name in task_names]
     _check_no_earlier_sweep(prepared, options)
     prepared = preflight_all(prepared, options.seed, console)  # writes nothing when it fails
+    raise_if_ctrl_c()
     _connect_ray(address, options)
+    raise_if_ctrl_c()  # Ray forks its processes; a Ctrl-C then is lost (interruption.py)
     # The tracking store is checked before any trial starts: one line if it is unreachable.
     client = open_client(tracking_uri)
     experiment_ids = {one.task.name: open_experiment(client, one.task.name) for one in prepared}
@@ -51,6 +53,7 @@ def run_sweeps(
                 for one in prepared]
     # Every alive node reads the data (and can use its GPUs) before any trial starts there.
     check_every_node(alive_nodes(), [one.data_location for one in prepared], options.gpus_per_trial)
+    raise_if_ctrl_c()
 
     if len(prepared) > 1 and not options.one_at_a_time:
         for one in prepared:

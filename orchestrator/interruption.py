@@ -68,6 +68,35 @@ def quiet_tune_interruption_logs() -> None:
         controller.addFilter(_DropVanishedCheckpointDeletion())
 
 
+_CTRL_C_PRESSED = threading.Event()
+
+
+def remember_ctrl_c() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt as usual, and be remembered.
+
+    Python drops an exception raised in an at-fork callback ("Exception ignored in: <function
+    _releaseLock>"), and Ray forks while it starts its processes: a Ctrl-C landing in that
+    moment was lost, and the sweep ran on to its end (the random Ctrl-C soak hit it). The steps
+    before the trials start ask `raise_if_ctrl_c` again; `InterruptWatch` and `CtrlCStopsAll`
+    stop the sweep at once when it was pressed before they took over. Main thread only.
+    """
+    def remembered(signum, frame):
+        _CTRL_C_PRESSED.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, remembered)
+
+
+def ctrl_c_pressed() -> bool:
+    return _CTRL_C_PRESSED.is_set()
+
+
+def raise_if_ctrl_c() -> None:
+    """Raise the KeyboardInterrupt of a Ctrl-C that was pressed and then lost."""
+    if ctrl_c_pressed():
+        raise KeyboardInterrupt
+
+
 class SweepInterrupted(Exception):
     """The user interrupted the sweep; what was done is recorded and the summary printed."""
 
@@ -101,6 +130,8 @@ class InterruptWatch(tune.Callback):
             signal.signal(signal.SIGINT, self.quit_at_once)
 
         signal.signal(signal.SIGINT, first_interrupt)
+        if ctrl_c_pressed():  # pressed while Tune started, and lost (remember_ctrl_c)
+            first_interrupt(signal.SIGINT, None)
 
     def quit_at_once(self, signum, frame) -> None:
         """A second Ctrl-C: end now. MLflow runs still RUNNING are reopened by the resume."""
@@ -132,6 +163,8 @@ class CtrlCStopsAll:
 
     def __enter__(self) -> "CtrlCStopsAll":
         self.handler_before = signal.signal(signal.SIGINT, self._first_interrupt)
+        if ctrl_c_pressed():  # pressed and lost before this took over (remember_ctrl_c)
+            self._first_interrupt(signal.SIGINT, None)
         return self
 
     def __exit__(self, *exc_info) -> None:
