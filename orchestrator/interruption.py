@@ -85,6 +85,16 @@ def remember_ctrl_c() -> None:
         signal.default_int_handler(signum, frame)
 
     signal.signal(signal.SIGINT, remembered)
+    report_unraisable = sys.unraisablehook
+    if not getattr(report_unraisable, "keeps_ctrl_c_quiet", False):
+        def unraisable(info) -> None:
+            # The dropped Ctrl-C's traceback ("Exception ignored in: ..."): the sweep ends with
+            # one line for it instead, or, dropped in the exit's clean-up, has already ended.
+            if info.exc_type is not KeyboardInterrupt:
+                report_unraisable(info)
+
+        unraisable.keeps_ctrl_c_quiet = True
+        sys.unraisablehook = unraisable
 
 
 def ctrl_c_pressed() -> bool:
