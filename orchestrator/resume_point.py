@@ -74,10 +74,9 @@ def recreate_gone_checkpoints(experiment_dir: str) -> list[str]:
     """Recreate, empty, the checkpoint directories that Tune's saved state names as the latest of
     trials it will resume and that are gone. Returns their paths."""
     from pyarrow.fs import FileType
-    from ray.tune import ExperimentAnalysis
 
     recreated = []
-    for trial in ExperimentAnalysis(experiment_dir).trials:
+    for trial in _saved_trials(experiment_dir):
         checkpoint = trial.checkpoint
         if trial.status == "TERMINATED" or checkpoint is None:
             continue
@@ -92,14 +91,10 @@ def remove_unrecorded_trials(experiment_dir: str) -> list[str]:
     driver started after Tune last saved its state. Tune never resumes them (it samples new
     trials in their place) and their MLflow runs are deleted (tracking/unfinished.py), so the
     sweep's directories stay Tune's trials. Returns their paths."""
-    from pyarrow.fs import FileSelector, FileSystem, FileType, LocalFileSystem
-    from ray.tune import ExperimentAnalysis
+    from pyarrow.fs import FileSelector, FileType
 
-    recorded = {posixpath.basename(trial.path) for trial in ExperimentAnalysis(experiment_dir).trials}
-    if "://" in experiment_dir:
-        filesystem, path = FileSystem.from_uri(experiment_dir)
-    else:
-        filesystem, path = LocalFileSystem(), str(Path(experiment_dir).resolve())
+    recorded = {posixpath.basename(trial.path) for trial in _saved_trials(experiment_dir)}
+    filesystem, path = _filesystem_and_path(experiment_dir)
     removed = []
     for entry in filesystem.get_file_info(FileSelector(path)):
         if (entry.type == FileType.Directory and entry.base_name.startswith(TRIAL_DIR_PREFIX)
@@ -107,6 +102,31 @@ def remove_unrecorded_trials(experiment_dir: str) -> list[str]:
             filesystem.delete_dir(entry.path)
             removed.append(entry.path)
     return removed
+
+
+def has_saved_state(experiment_dir: str) -> bool:
+    """Whether Tune saved the experiment's state (a driver killed before its first save leaves
+    only tuner.pkl, which Tuner.can_restore accepts but Tuner.restore cannot resume)."""
+    from pyarrow.fs import FileSelector
+
+    filesystem, path = _filesystem_and_path(experiment_dir)
+    return any(entry.base_name.startswith("experiment_state-")
+               for entry in filesystem.get_file_info(FileSelector(path, allow_not_found=True)))
+
+
+def _saved_trials(experiment_dir: str) -> list:
+    """The trials of Tune's saved experiment state; none when it has none."""
+    from ray.tune import ExperimentAnalysis
+
+    return ExperimentAnalysis(experiment_dir).trials if has_saved_state(experiment_dir) else []
+
+
+def _filesystem_and_path(experiment_dir: str):
+    from pyarrow.fs import FileSystem, LocalFileSystem
+
+    if "://" in experiment_dir:
+        return FileSystem.from_uri(experiment_dir)
+    return LocalFileSystem(), str(Path(experiment_dir).resolve())
 
 
 def newest_complete_checkpoint(trial_dir: str, filesystem: Any) -> tune.Checkpoint | None:

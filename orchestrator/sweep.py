@@ -29,7 +29,8 @@ from orchestrator.interruption import InterruptWatch
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
-from orchestrator.resume_point import TRIAL_DIR_PREFIX, recreate_gone_checkpoints, remove_unrecorded_trials
+from orchestrator.resume_point import (
+    TRIAL_DIR_PREFIX, has_saved_state, recreate_gone_checkpoints, remove_unrecorded_trials)
 from orchestrator.searcher import make_searcher
 from orchestrator.slot_shares import NewestFirstASHA, SharedSlotLimiter
 from orchestrator.spaces import SearchSpaceSpec, check_against_task, load_spec, OptunaSpace
@@ -314,7 +315,8 @@ def run(
     display = ProgressDisplay(task.name, ledger, console, live=stop is None)
     callbacks = [LedgerCallback(ledger), tracker, display, watch]
     experiment_dir = prepared.experiment_dir(options)
-    if options.resume and tune.Tuner.can_restore(experiment_dir):
+    resuming = options.resume and tune.Tuner.can_restore(experiment_dir)
+    if resuming:
         if gone := recreate_gone_checkpoints(experiment_dir):
             console.print(f"[{task.name}] {len(gone)} trial(s) resume from a checkpoint Ray Tune deleted "
                           "after it last saved its state: each goes on from its newest complete checkpoint",
@@ -323,6 +325,9 @@ def run(
             console.print(f"[{task.name}] removed {len(unrecorded)} trial director(ies) Ray Tune has no record "
                           "of (started after it last saved its state; new trials take their place)",
                           highlight=False, markup=False, soft_wrap=True)
+    # Killed before Tune first saved its state, the experiment has only its tuner.pkl: Tune's
+    # restore then fails to read the state (an error traceback) and runs one trial. Start anew.
+    if resuming and has_saved_state(experiment_dir):
         tuner = tune.Tuner.restore(
             experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
         )

@@ -312,3 +312,46 @@ def test_a_trial_started_after_tunes_last_saved_state_leaves_no_run_and_no_direc
     runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
     assert {run.data.tags["orchestrate.trial_id"] for run in runs} == tune_trials
     assert_one_value_per_step(client, "held_at_last_epoch")
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_before_tune_first_saved_its_state_starts_anew_on_resume(workdir):
+    """Killed after Tune wrote tuner.pkl but before its first experiment state (the two-task
+    kill soak hit it): Tuner.can_restore accepts the directory, Tuner.restore logs an error
+    traceback and ran one trial instead of the sweep's. The resumed sweep starts the experiment
+    anew: every trial runs, the dead trials' runs and directories are gone.
+
+    The state is removed by the test after a kill while a trial is held: what the driver had
+    left had it been killed before Tune's first save."""
+    spaces, release = workdir / "search_spaces", workdir / "release"
+    spaces.mkdir()
+    release.mkdir()
+    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=2))
+    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
+             "--name", "held"]
+    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=orchestrate_env(plugins=True),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(experiment_dir.glob("trial_*/checkpoint_*")):  # a trial is held in epoch 2
+        assert driver.poll() is None and time.monotonic() < deadline, "no trial reached its 2nd epoch"
+        time.sleep(0.5)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(3)  # let the killed driver's Ray processes go
+    dead = {path.name for path in experiment_dir.glob("trial_*")}
+    for state in experiment_dir.glob("experiment_state-*.json"):
+        state.unlink()
+    assert (experiment_dir / "tuner.pkl").exists() and dead
+
+    (release / "all").touch()
+    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Failed to restore" not in resumed.stdout + resumed.stderr
+    tune_trials = {trial.trial_id for trial in ExperimentAnalysis(str(experiment_dir)).trials}
+    assert len(tune_trials) == 2
+    assert not dead & {path.name for path in experiment_dir.glob("trial_*")}
+    runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
+    assert {run.data.tags["orchestrate.trial_id"] for run in runs} == tune_trials
+    assert all(run.data.tags["orchestrate.status"] == "completed" for run in runs)
