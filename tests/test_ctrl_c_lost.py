@@ -8,6 +8,7 @@ runs in a process of its own, where a fork gets its Ctrl-C inside an at-fork cal
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,9 @@ print("went on after the check", flush=True)
 @pytest.mark.parametrize("remember", [False, True], ids=["python-alone", "remembered"])
 def test_a_ctrl_c_dropped_during_a_fork_is_raised_at_the_next_check(remember):
     ran = subprocess.run([sys.executable, "-c", FORK_WITH_CTRL_C.format(repo=str(REPO), remember=remember)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120,
+                         # as from a terminal: a background shell starts its jobs with SIGINT ignored
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # The Ctrl-C is dropped: the program goes on past the fork.
     assert "went on after the fork" in ran.stdout
     if remember:  # and stops at the check; the dropped one's traceback is not printed
