@@ -112,6 +112,45 @@ parameters:
 """
 
 
+class HeldSweep:
+    """A running sweep of tests.faults.held's task: each trial waits in its last epoch until a
+    file named after it (or `all`) appears in `release`. Tune saves its experiment state every
+    `save_state_every_s` seconds (TUNE_GLOBAL_CHECKPOINT_S; None: Tune's default)."""
+
+    def __init__(self, workdir: Path, epochs: int, *args: str, save_state_every_s: str | None = "120"):
+        self.workdir = workdir
+        self.release = workdir / "release"
+        self.release.mkdir()
+        spaces = workdir / "search_spaces"
+        spaces.mkdir()
+        (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=self.release, epochs=epochs))
+        self.args = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", *args,
+                     "--name", "held"]
+        self.experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
+        self.client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+        env = orchestrate_env(plugins=True)
+        if save_state_every_s is not None:
+            env["TUNE_GLOBAL_CHECKPOINT_S"] = save_state_every_s
+        self.driver = subprocess.Popen(orchestrate_command(*self.args), cwd=workdir, env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)
+        self.deadline = time.monotonic() + 300
+
+    def running(self) -> bool:
+        """The driver is alive and the test has time left (assert it while waiting)."""
+        return self.driver.poll() is None and time.monotonic() < self.deadline
+
+    def kill(self) -> None:
+        os.kill(self.driver.pid, signal.SIGKILL)
+        self.driver.wait()
+        time.sleep(3)  # let the killed driver's Ray processes go
+
+    def resume(self) -> subprocess.CompletedProcess:
+        """Release every trial and run the sweep to its end with --resume."""
+        (self.release / "all").touch()
+        return orchestrate(*self.args, "--resume", cwd=self.workdir, plugins=True)
+
+
 def saved_trials(experiment_dir: Path) -> dict[str, tuple[bool, int]]:
     """Trial id -> whether Tune's saved experiment state has the trial ended, and how many
     epochs the checkpoint that state names as its latest holds (0: none)."""
@@ -142,21 +181,10 @@ def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended
     and when a trial has checkpointed `num_to_keep` (2) times since the last save: a trial of
     3 epochs held in its last one is saved at epoch 2; a trial of 1 epoch only when it starts.
     """
-    spaces, release = workdir / "search_spaces", workdir / "release"
-    spaces.mkdir()
-    release.mkdir()
-    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=epochs))
     # two trials: the sweep must go on (the other trial held) when the first ends, or Tune
     # would save its state at the sweep's end
-    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
-             "--name", "held"]
-    env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
-    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-
-    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    held_sweep = HeldSweep(workdir, epochs, "--trials", "2")
+    release, experiment_dir, client = held_sweep.release, held_sweep.experiment_dir, held_sweep.client
     held = (False, epochs - 1)  # saved while the trial waits in its last epoch
 
     def saved_held():  # trials that started (have a run) and that Tune saved as held
@@ -165,7 +193,7 @@ def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended
                 if saved == held and trial in started]
 
     while not saved_held():
-        assert driver.poll() is None and time.monotonic() < deadline, "Tune never saved a held trial"
+        assert held_sweep.running(), "Tune never saved a held trial"
         time.sleep(0.5)
     trial_id = saved_held()[0]
     (release / trial_id).touch()
@@ -176,19 +204,16 @@ def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended
                 and run.data.tags.get("orchestrate.status") != "running"]
 
     while not closed_run():  # kill the driver as soon as the trial's run is closed
-        assert driver.poll() is None and time.monotonic() < deadline, "the trial never ended"
+        assert held_sweep.running(), "the trial never ended"
         time.sleep(0.2)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    time.sleep(3)  # let the killed driver's Ray processes go
+    held_sweep.kill()
     (ended,) = closed_run()
     assert ended.data.tags["orchestrate.status"] == "completed"
     assert len(client.get_metric_history(ended.info.run_id, "val/mean_r1")) == epochs
     # the case: Tune's saved state still has the trial held (its next save was due later)
     assert saved_trials(experiment_dir)[trial_id] == held
 
-    (release / "all").touch()
-    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    resumed = held_sweep.resume()
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
@@ -212,30 +237,17 @@ def test_a_trial_whose_saved_checkpoint_was_deleted_since_resumes_from_its_newes
     trial's 2nd checkpoint (num_to_keep = 2 since the last save), not after the 3rd. The test
     deletes the checkpoint that state names, as Tune does when that one scores lowest.
     """
-    spaces, release = workdir / "search_spaces", workdir / "release"
-    spaces.mkdir()
-    release.mkdir()
-    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=4))
-    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "1",
-             "--name", "held"]
-    env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
-    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-
-    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    held_sweep = HeldSweep(workdir, 4, "--trials", "1")
+    experiment_dir, client = held_sweep.experiment_dir, held_sweep.client
 
     def three_epochs_logged():
         runs = runs_of(client, "held_at_last_epoch", "trial") if (workdir / "mlflow.db").exists() else []
         return [run for run in runs if len(client.get_metric_history(run.info.run_id, "val/mean_r1")) == 3]
 
     while not three_epochs_logged():  # the trial is held in its 4th epoch
-        assert driver.poll() is None and time.monotonic() < deadline, "the trial never reached epoch 3"
+        assert held_sweep.running(), "the trial never reached epoch 3"
         time.sleep(0.5)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    time.sleep(3)  # let the killed driver's Ray processes go
+    held_sweep.kill()
     (before,) = three_epochs_logged()
     trial_id = before.data.tags["orchestrate.trial_id"]
     # the case: the saved state names the trial's checkpoint of epoch 2, and one of epoch 3 exists
@@ -245,8 +257,7 @@ def test_a_trial_whose_saved_checkpoint_was_deleted_since_resumes_from_its_newes
     assert 3 in {len(checkpoint_history(path)) for path in (experiment_dir / f"trial_{trial_id}").glob("checkpoint_*")
                  if (path / "result.json").exists()}
 
-    (release / "all").touch()
-    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    resumed = held_sweep.resume()
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "1 trial(s) resume from a checkpoint Ray Tune deleted" in resumed.stdout
 
@@ -267,19 +278,8 @@ def test_a_trial_started_after_tunes_last_saved_state_leaves_no_run_and_no_direc
     saves every TUNE_GLOBAL_CHECKPOINT_S, 120 here). The resumed sweep samples a new trial in
     its place; the dead trial's run is deleted and its directory removed, so the sweep's runs
     and directories are Tune's trials (the random-kill soak found its directory left behind)."""
-    spaces, release = workdir / "search_spaces", workdir / "release"
-    spaces.mkdir()
-    release.mkdir()
-    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=2))
-    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
-             "--concurrency", "1", "--name", "held"]
-    env = {**orchestrate_env(plugins=True), "TUNE_GLOBAL_CHECKPOINT_S": "120"}
-    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-
-    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    held_sweep = HeldSweep(workdir, 2, "--trials", "2", "--concurrency", "1")
+    release, experiment_dir, client = held_sweep.release, held_sweep.experiment_dir, held_sweep.client
 
     def started() -> set[str]:
         if not (workdir / "mlflow.db").exists():
@@ -287,7 +287,7 @@ def test_a_trial_started_after_tunes_last_saved_state_leaves_no_run_and_no_direc
         return {run.data.tags["orchestrate.trial_id"] for run in runs_of(client, "held_at_last_epoch", "trial")}
 
     while True:  # until a trial runs, with its directory, that the saved state does not name
-        assert driver.poll() is None and time.monotonic() < deadline, "no trial ran unrecorded"
+        assert held_sweep.running(), "no trial ran unrecorded"
         saved = saved_trials_while_running(experiment_dir)
         unrecorded = [trial for trial in started() - set(saved) if (experiment_dir / f"trial_{trial}").is_dir()]
         if unrecorded:
@@ -295,14 +295,11 @@ def test_a_trial_started_after_tunes_last_saved_state_leaves_no_run_and_no_direc
         for trial in saved:  # the state names the first trial: let it end so the next starts
             (release / trial).touch()
         time.sleep(0.5)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    time.sleep(3)  # let the killed driver's Ray processes go
+    held_sweep.kill()
     (dead,) = unrecorded
     assert dead not in saved_trials(experiment_dir)
 
-    (release / "all").touch()
-    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    resumed = held_sweep.resume()
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "removed 1 trial director(ies) Ray Tune has no record of" in resumed.stdout
 
@@ -323,30 +320,18 @@ def test_a_sweep_killed_before_tune_first_saved_its_state_starts_anew_on_resume(
 
     The state is removed by the test after a kill while a trial is held: what the driver had
     left had it been killed before Tune's first save."""
-    spaces, release = workdir / "search_spaces", workdir / "release"
-    spaces.mkdir()
-    release.mkdir()
-    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=2))
-    sweep = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", "--trials", "2",
-             "--name", "held"]
-    experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    driver = subprocess.Popen(orchestrate_command(*sweep), cwd=workdir, env=orchestrate_env(plugins=True),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    held_sweep = HeldSweep(workdir, 2, "--trials", "2", save_state_every_s=None)
+    experiment_dir, client = held_sweep.experiment_dir, held_sweep.client
     while not list(experiment_dir.glob("trial_*/checkpoint_*")):  # a trial is held in epoch 2
-        assert driver.poll() is None and time.monotonic() < deadline, "no trial reached its 2nd epoch"
+        assert held_sweep.running(), "no trial reached its 2nd epoch"
         time.sleep(0.5)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    time.sleep(3)  # let the killed driver's Ray processes go
+    held_sweep.kill()
     dead = {path.name for path in experiment_dir.glob("trial_*")}
     for state in experiment_dir.glob("experiment_state-*.json"):
         state.unlink()
     assert (experiment_dir / "tuner.pkl").exists() and dead
 
-    (release / "all").touch()
-    resumed = orchestrate(*sweep, "--resume", cwd=workdir, plugins=True)
+    resumed = held_sweep.resume()
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "Failed to restore" not in resumed.stdout + resumed.stderr
     tune_trials = {trial.trial_id for trial in ExperimentAnalysis(str(experiment_dir)).trials}
