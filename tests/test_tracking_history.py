@@ -328,3 +328,26 @@ def test_a_run_whose_driver_died_between_its_closing_tags_and_its_end_is_ended_o
     assert resumed.ledger.trials["t8"].settled_earlier
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.end_time >= run.info.start_time
+
+
+def test_a_closed_run_of_a_trial_tune_never_recorded_is_deleted_on_resume(client, tmp_path):
+    """A trial that started and ended between two of Ray Tune's saves of its state, then the
+    driver was killed: the resumed Tune has no record of it and samples another trial in its
+    place, so its closed run goes too (the two-task kill soak left it as a 5th run of 4 trials).
+    A run closed before the resume that Tune does know is kept."""
+    kept, lost = FakeTrial("t1"), FakeTrial("t2")
+    first = tracker_of(client)
+    for trial in (kept, lost):
+        first.on_trial_start(0, [], trial)
+        train(trial, [0.3], tmp_path / trial.trial_id)
+        first.on_checkpoint(0, [], trial, trial.checkpoint)
+        first.ledger.outcome(trial.trial_id, trial.config).status = "pruned"
+        first.on_trial_complete(0, [], trial)
+    first.flush()
+    assert len(runs_of(client, TASK, "trial")) == 2
+
+    resumed = tracker_of(client)  # Tune's saved state had t1 only
+    resumed.end_sweep({"t1": FinalResult({"done": True, "epoch": 1}, None, kept.checkpoint)})
+
+    assert [run.data.tags["orchestrate.trial_id"] for run in runs_of(client, TASK, "trial")] == ["t1"]
+    assert list(resumed.ledger.trials) == ["t1"]

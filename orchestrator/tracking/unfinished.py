@@ -86,10 +86,12 @@ def close_unfinished(
     run Tune has no record of (its driver was killed before Tune's experiment state recorded
     the trial) belongs to no trial of the sweep and can never finish: it is tagged `failed`
     with why, ended when it was last active, and deleted (hidden from searches), so the
-    sweep's runs are Tune's trials.
+    sweep's runs are Tune's trials; so is a closed run Tune has no record of
+    (`_drop_if_unknown_to_tune`).
     """
     for run in trials.of_sweep():
         if run.data.tags.get(STATUS, "running") != "running":
+            _drop_if_unknown_to_tune(trials, ledger, final_results, run)
             continue
         trial_id = run.data.tags.get(TRIAL_ID, "?")
         outcome = ledger.outcome(trial_id, dict(run.data.params))
@@ -122,3 +124,20 @@ def close_unfinished(
         if final_results is not None and final is None:
             trials.client.delete_run(run_id)
             ledger.trials.pop(trial_id, None)  # not a trial of this sweep either
+
+
+def _drop_if_unknown_to_tune(trials: TrialRuns, ledger: OutcomeLedger,
+                             final_results: dict[str, FinalResult] | None, run: Run) -> None:
+    """A closed run of a trial that started and ended between two of Tune's saves of its state,
+    before the driver was killed: Tune never recorded it and sampled another trial in its place,
+    so, like a run cut off unrecorded, it is tagged why and deleted (its directory went with the
+    resume, resume_point.remove_unrecorded_trials)."""
+    trial_id = run.data.tags.get(TRIAL_ID, "?")
+    outcome = ledger.trials.get(trial_id)
+    if final_results is None or trial_id in final_results or outcome is None or not outcome.settled_earlier:
+        return  # only a run closed before the resume can be one Tune lost
+    reason = ("the sweep's driver was killed after this trial ended, before Ray Tune recorded it; "
+              "the resumed sweep sampled a new trial in its place")
+    trials.client.log_batch(run.info.run_id, tags=[RunTag(REASON, reason)])
+    trials.client.delete_run(run.info.run_id)
+    ledger.trials.pop(trial_id, None)
