@@ -30,6 +30,7 @@ from orchestrator.training import (
 from tests.zoo.plateau import PlateauMatcherTask
 
 EPOCHS = 3
+BATCHES_PER_EPOCH = 8  # the zoo matcher's demo data
 FAILSAFE_SECONDS = 60
 EVALUATION_SECONDS = 3  # more than the 2 s Tune waits for an ended trial's thread by default
 
@@ -123,14 +124,16 @@ def test_the_next_epoch_trains_while_a_report_is_in_flight(plan):
 def test_the_next_epoch_is_evaluated_only_once_the_report_before_it_returned(plan):
     """Evaluation cannot stop midway: while a report whose answer may end the trial is out,
     the loop trains but does not evaluate (Tune then finds it where it stops at once)."""
-    evaluated_while_out = []
+    epoch_2_trained, evaluated_while_out = [], []
 
     def report(result, directory):
         if result["epoch"] == 1:
-            batches_after(CountedMatcher.batches + 7)  # epoch 2's 8 batches have all run
+            # Counted from the start, not from now: the loop may already be inside epoch 2.
+            epoch_2_trained.append(batches_after(2 * BATCHES_PER_EPOCH - 1))
             evaluated_while_out.append(evaluated_after(CountedMatcher.evaluations, seconds=3))
 
     train_trial({}, plan, None, report)
+    assert epoch_2_trained == [True]
     assert evaluated_while_out == [False]
     assert CountedMatcher.evaluations == EPOCHS
 
