@@ -23,6 +23,7 @@ from orchestrator.tracking import open_client, open_experiment
 from orchestrator.sweep import (
     PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
     trial_resources)
+from orchestrator.tune_noise import quiet_tune_noise
 
 
 def run_sweeps(
@@ -217,6 +218,7 @@ def _connect_ray(address: str | None, options: SweepOptions) -> None:
     os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "1" if options.debug else "0"
     if not options.debug:
         quiet_tune_interruption_logs()
+        quiet_tune_noise()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Token authentication stays on; Ray's notice that it is on is not news to print each run.
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
