@@ -57,6 +57,10 @@ def kill_driver_when(workdir: Path, client: MlflowClient, ready, *args: str) -> 
         assert driver.poll() is None, "the sweep ended before it could be killed"
     else:
         pytest.fail("the sweep never reached the state to kill it in")
+    kill_driver(driver)
+
+
+def kill_driver(driver: subprocess.Popen) -> None:
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     time.sleep(3)  # let the killed driver's Ray processes go
@@ -141,9 +145,7 @@ class HeldSweep:
         return self.driver.poll() is None and time.monotonic() < self.deadline
 
     def kill(self) -> None:
-        os.kill(self.driver.pid, signal.SIGKILL)
-        self.driver.wait()
-        time.sleep(3)  # let the killed driver's Ray processes go
+        kill_driver(self.driver)
 
     def resume(self) -> subprocess.CompletedProcess:
         """Release every trial and run the sweep to its end with --resume."""
