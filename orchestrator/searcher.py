@@ -28,9 +28,10 @@ searcher (`on_trial_result`, `on_trial_complete(trial_id, result, error)`):
 Where the study is kept (`make_searcher`): with a local storage path, in an sqlite database
 `optuna.db` in the task's experiment directory (`<storage>/<sweep>/<task>/optuna.db`), written
 at every tell, so a resumed sweep and `optuna` tools (e.g. optuna-dashboard) read the same
-study. With an object-store URI there is no file sqlite can lock, so the study is kept in
-memory and persisted inside Tune's own searcher checkpoint, which Tune writes to the URI with
-the experiment state and reads back on `--resume`.
+study; a resumed sweep opens the study file of the directory it resumes, also when that was
+moved (orchestrator/moved_experiment.py). With an object-store URI there is no file sqlite can
+lock, so the study is kept in memory and persisted inside Tune's own searcher checkpoint, which
+Tune writes to the URI with the experiment state and reads back on `--resume`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -48,8 +48,8 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.data_access import is_uri
+from orchestrator.moved_experiment import StudyStorage, restoring_experiment
 
-STUDY_FILE = "optuna.db"
 FAILURE_CONSTRAINT = "failure_guard"  # > 0: a failure guard stopped the trial (infeasible)
 # TPE's random start-up trials. Optuna's default is 10 and the sweep used min(10, trials / 2):
 # with 20 trials, 10 random configs, and with ASHA-pruned and NaN trials mis-told, 17 of 20
@@ -131,7 +131,17 @@ class GuardAwareOptunaSearch(OptunaSearch):
         self._fail_orphans()
 
     def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
+        """Tune's saved searcher state, its study read from where this searcher's is.
+
+        Tune restores the searcher of a resumed experiment from a copy of the state in a
+        staging directory, not from the experiment directory: the study file is the one this
+        searcher (unpickled inside `restoring_experiment`) already opened.
+        """
+        if isinstance(self._storage, StudyStorage):
+            with restoring_experiment(self._storage.experiment_dir):
+                super().restore(checkpoint_path)
+        else:
+            super().restore(checkpoint_path)
         self._fail_orphans()
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -199,29 +209,16 @@ class GuardAwareOptunaSearch(OptunaSearch):
                 self._ot_study.tell(frozen.number, state=TrialState.FAIL)
 
 
-@dataclass(frozen=True)
-class StudyPlace:
-    """Where a sweep's study lives: an RDB URL, or None for in-memory (kept in Tune's state)."""
-
-    url: str | None
-    study_name: str
-
-
-def study_place(experiment_dir: str, study_name: str) -> StudyPlace:
-    """sqlite in a local experiment directory; in memory for an object-store URI (docstring)."""
-    if is_uri(experiment_dir):
-        return StudyPlace(None, study_name)
-    return StudyPlace(f"sqlite:///{Path(experiment_dir).resolve() / STUDY_FILE}", study_name)
-
-
 def make_searcher(space: Callable, metric: str, mode: str, *, max_epochs: int, trials: int,
                   seed: int, experiment_dir: str, study_name: str,
                   concurrency: int | None = None) -> Searcher:
     """The sweep's searcher: GuardAwareOptunaSearch with multivariate TPE, its study kept at
-    `study_place(experiment_dir, study_name)`, behind a ConcurrencyLimiter when `concurrency`.
+    `experiment_dir` (below), behind a ConcurrencyLimiter when `concurrency`.
 
     space: a define-by-run callable (orchestrator.spaces.OptunaSpace); trials: the sweep's
-    trial count (sets the random start-up, `startup_trials`); seed: the sampler's seed.
+    trial count (sets the random start-up, `startup_trials`); seed: the sampler's seed;
+    experiment_dir: the task's experiment directory, the study's file is in it when local
+    (an object-store URI keeps the study in memory, module docstring).
     """
     options = {"gamma": top_quarter} if "gamma" in inspect.signature(
         optuna.samplers.TPESampler).parameters else {}
@@ -238,13 +235,12 @@ def make_searcher(space: Callable, metric: str, mode: str, *, max_epochs: int, t
             n_startup_trials=startup_trials(trials),
             **options,
         )
-    place = study_place(experiment_dir, study_name)
     storage = None
-    if place.url is not None:
+    if not is_uri(experiment_dir):
         Path(experiment_dir).mkdir(parents=True, exist_ok=True)
-        storage = optuna.storages.RDBStorage(place.url)
+        storage = StudyStorage(experiment_dir)
     searcher = GuardAwareOptunaSearch(space, metric, mode, sampler, max_epochs,
-                                      storage=storage, study_name=place.study_name)
+                                      storage=storage, study_name=study_name)
     if concurrency:
         return ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     return searcher

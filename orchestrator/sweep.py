@@ -26,6 +26,7 @@ from orchestrator.data_access import (
     LocationError, cached_copy, is_uri, join_location, open_uri, publish_directory)
 from orchestrator.data_check import inspect_dataset, summary_line
 from orchestrator.interruption import InterruptWatch
+from orchestrator.moved_experiment import ResumableSearchGenerator, restoring_experiment
 from orchestrator.outcomes import OutcomeLedger
 from orchestrator.progress import ProgressDisplay
 from orchestrator.registry import default_space_path, load_task, task_reference
@@ -328,9 +329,10 @@ def run(
     # Killed before Tune first saved its state, the experiment has only its tuner.pkl: Tune's
     # restore then fails to read the state (an error traceback) and runs one trial. Start anew.
     if resuming and has_saved_state(experiment_dir):
-        tuner = tune.Tuner.restore(
-            experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
+        with restoring_experiment(experiment_dir):  # its study where it is now, if moved
+            tuner = tune.Tuner.restore(
+                experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
         _use_callbacks(tuner, callbacks)
     else:
         tuner = tune.Tuner(
@@ -445,8 +447,8 @@ def _searcher(spec: SearchSpaceSpec, options: SweepOptions, max_epochs: int,
         seed=options.seed, experiment_dir=experiment_dir, study_name=task_name,
         concurrency=None if share_slots else options.concurrency)
     if share_slots:
-        return SharedSlotLimiter(searcher, task_name, options.trials, options.concurrency)
-    return searcher
+        searcher = SharedSlotLimiter(searcher, task_name, options.trials, options.concurrency)
+    return ResumableSearchGenerator(searcher)  # what Tune wraps a Searcher in, made movable
 
 
 def _scheduler(spec: SearchSpaceSpec, max_epochs: int, share_slots: bool = False) -> ASHAScheduler:

@@ -14,10 +14,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 from ray.tune import ExperimentAnalysis
 
+from orchestrator.moved_experiment import study_url
 from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.mlflow_checks import (
     assert_matches_uninterrupted, assert_one_value_per_step, assert_runs_mirror_checkpoints,
@@ -342,3 +345,37 @@ def test_a_sweep_killed_before_tune_first_saved_its_state_starts_anew_on_resume(
     runs = assert_runs_mirror_checkpoints(client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
     assert {run.data.tags["orchestrate.trial_id"] for run in runs} == tune_trials
     assert all(run.data.tags["orchestrate.status"] == "completed" for run in runs)
+
+
+@pytest.mark.slow
+def test_a_sweep_moved_after_a_kill_resumes_where_it_is_now_and_writes_nothing_at_the_old_path(workdir):
+    """Killed, its storage moved (a larger disk, another machine), resumed with the new
+    --storage: Tune resumes a moved experiment, and the study Tune's pickled searcher held
+    pointed at the old path (the resume died in sqlite's "unable to open database file")."""
+    held_sweep = HeldSweep(workdir, 2, "--trials", "3", "--concurrency", "1", save_state_every_s="1")
+    experiment_dir, release = held_sweep.experiment_dir, held_sweep.release
+    while True:  # until Tune saved a state with the first trial ended and the second held
+        assert held_sweep.running(), "no state with a trial ended and one running was saved"
+        saved = saved_trials_while_running(experiment_dir)
+        if saved:
+            (release / next(iter(saved))).touch()
+        if len(saved) == 2 and sorted(ended for ended, _ in saved.values()) == [False, True]:
+            break
+        time.sleep(0.5)
+    held_sweep.kill()
+    moved = workdir / "moved"
+    shutil.move(workdir / "ray_results", moved)
+
+    (release / "all").touch()
+    resumed = orchestrate(*held_sweep.args, "--resume", "--storage", str(moved), cwd=workdir, plugins=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+    assert not (workdir / "ray_results").exists()
+
+    experiment_dir = moved / "held" / "held_at_last_epoch"
+    tune_trials = {trial.trial_id for trial in ExperimentAnalysis(str(experiment_dir)).trials}
+    assert len(tune_trials) == 3
+    study = optuna.load_study(study_name="held_at_last_epoch", storage=study_url(experiment_dir))
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
+    runs = assert_runs_mirror_checkpoints(held_sweep.client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
+    assert {run.data.tags["orchestrate.trial_id"] for run in runs} == tune_trials

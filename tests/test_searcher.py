@@ -6,18 +6,20 @@ tests/test_searcher_sweep.py checks the same through a real sweep.
 """
 
 import math
+import shutil
 import statistics
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from ray import cloudpickle
 
 from bench.tasks.broken_space import in_broken_region
 from bench.tpe_startup import make, sweep
 from orchestrator.searcher import (
-    FAILURE_CONSTRAINT, STUDY_FILE, GuardAwareOptunaSearch, make_searcher, startup_trials,
-    study_place, trial_ending)
+    FAILURE_CONSTRAINT, GuardAwareOptunaSearch, make_searcher, startup_trials, trial_ending)
+from orchestrator.moved_experiment import STUDY_FILE, StudyStorage, restoring_experiment, study_url
 from orchestrator.spaces import OptunaSpace, load_spec
 
 SPACE = Path(__file__).resolve().parent.parent / "bench" / "tasks" / "broken_space.yaml"
@@ -36,6 +38,20 @@ def memory_searcher(seed: int = 0) -> GuardAwareOptunaSearch:
     spec = load_spec(SPACE)
     sampler = optuna.samplers.TPESampler(seed=seed)
     return GuardAwareOptunaSearch(OptunaSpace(spec), spec.metric, spec.mode, sampler, MAX_EPOCHS)
+
+
+def resumed(pickled_at_start: bytes, experiment_dir: Path, state: Path) -> GuardAwareOptunaSearch:
+    """What a resumed sweep does with a searcher: Tune unpickles it from tuner.pkl (written when
+    the sweep began) in the experiment directory, then restores the searcher state it saved."""
+    with restoring_experiment(experiment_dir):
+        restored = cloudpickle.loads(pickled_at_start)
+    restored.restore(str(state))
+    return restored
+
+
+def states_in(experiment_dir: Path) -> list[TrialState]:
+    study = optuna.load_study(study_name="broken_space", storage=study_url(experiment_dir))
+    return [trial.state for trial in study.trials]
 
 
 def result(epoch: int, value: float, **extra) -> dict:
@@ -138,26 +154,51 @@ def test_a_searcher_restored_from_tunes_checkpoint_continues_its_live_trials(tmp
     """Tune pickles the searcher with the experiment; a resumed sweep restores it. A trial
     still live in that snapshot is told when it ends; one asked after it (unknown to the
     snapshot) cannot end any more and is failed."""
-    first = searcher(tmp_path / "experiment")
+    experiment = tmp_path / "experiment"
+    first = searcher(experiment)
+    at_start = cloudpickle.dumps(first)
     run(first, "a", [0.2, 0.3, 0.4, 0.5])
     first.suggest("live")
     first.save(str(tmp_path / "searcher.pkl"))
     first.suggest("after-snapshot")
 
-    restored = searcher(tmp_path / "other")
-    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored = resumed(at_start, experiment, tmp_path / "searcher.pkl")
     states = [trial.state for trial in restored._ot_study.trials]
     assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL]
     restored.on_trial_result("live", result(1, 0.3))
     restored.on_trial_complete("live", result=result(2, 0.35))
-    assert all(trial.state != TrialState.RUNNING for trial in restored._ot_study.trials)
+    assert states_in(experiment) == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
 
 
-def test_an_object_store_experiment_keeps_the_study_in_tunes_searcher_state():
-    assert study_place("s3://bucket/sweeps/s1/retrieval", "retrieval").url is None
-    local = study_place("/tmp/sweeps/s1/retrieval", "retrieval")
-    assert local.url == f"sqlite:///{Path('/tmp/sweeps/s1/retrieval').resolve() / STUDY_FILE}"
+@pytest.mark.parametrize("how", ["moved", "copied"])
+def test_a_moved_or_copied_experiment_resumes_with_its_own_study_and_leaves_the_original_alone(
+        tmp_path, how):
+    """Tune resumes an experiment directory wherever it is now; so must its study. Moved, the
+    old path is gone (the resume died opening it); copied, the copy's trials went to the
+    original's study."""
+    original, elsewhere = tmp_path / "original", tmp_path / "elsewhere"
+    first = searcher(original)
+    at_start = cloudpickle.dumps(first)
+    run(first, "a", [0.2, 0.3, 0.4, 0.5])
+    first.suggest("live")
+    first.save(str(original / "searcher-state.pkl"))
+    first._storage.remove_session()
+    (shutil.move if how == "moved" else shutil.copytree)(original, elsewhere)
+
+    restored = resumed(at_start, elsewhere, elsewhere / "searcher-state.pkl")
+    restored.on_trial_complete("live", result=result(4, 0.6))
+    run(restored, "b", [0.1, 0.2])
+    assert states_in(elsewhere) == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    if how == "moved":
+        assert not original.exists()
+    else:
+        assert states_in(original) == [TrialState.COMPLETE, TrialState.RUNNING]
+
+
+def test_an_object_store_experiment_keeps_the_study_in_tunes_searcher_state(tmp_path):
     assert searcher()._ot_study._storage.__class__.__name__ == "InMemoryStorage"
+    local = searcher(tmp_path)._storage
+    assert isinstance(local, StudyStorage) and local.url == f"sqlite:///{tmp_path.resolve() / STUDY_FILE}"
 
 
 def test_tpe_models_the_results_from_the_fourth_trial_of_eight_and_the_fifth_of_twenty():
@@ -186,14 +227,14 @@ def test_a_trial_told_after_tunes_snapshot_and_rerun_on_resume_is_left_as_told(t
     """The driver died after a trial ended but before Tune snapshotted that: the resumed
     sweep reruns it from its checkpoint; its results must not touch the finished study trial."""
     first = searcher(tmp_path)
+    at_start = cloudpickle.dumps(first)
     first.suggest("a")
     first.on_trial_result("a", result(1, 0.2))
     first.save(str(tmp_path / "searcher.pkl"))
     first.on_trial_result("a", result(2, 0.3))
     first.on_trial_complete("a", result=result(4, 0.5))
 
-    restored = searcher(tmp_path / "other")
-    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored = resumed(at_start, tmp_path, tmp_path / "searcher.pkl")
     restored.on_trial_result("a", result(2, 0.3))
     restored.on_trial_result("a", result(3, 0.4))
     restored.on_trial_complete("a", result=result(4, 0.5))

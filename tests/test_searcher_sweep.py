@@ -7,7 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from orchestrator.searcher import FAILURE_CONSTRAINT, STUDY_FILE
+from orchestrator.searcher import FAILURE_CONSTRAINT
+from orchestrator.moved_experiment import STUDY_FILE
 from tests.conftest import REPO, orchestrate
 
 TRIALS = 6
