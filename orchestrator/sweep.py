@@ -317,6 +317,12 @@ def run(
     callbacks = [LedgerCallback(ledger), tracker, display, watch]
     experiment_dir = prepared.experiment_dir(options)
     resuming = options.resume and tune.Tuner.can_restore(experiment_dir)
+    if options.resume and not resuming:
+        # Killed before anything was saved, starting is right; but a sweep moved elsewhere (or
+        # a mistyped --name) would start from scratch unnoticed.
+        console.print(f"[{task.name}] --resume: nothing of sweep {options.name!r} is saved in {experiment_dir}; "
+                      "starting it (if it was moved, stop and pass --storage where it is now)",
+                      highlight=False, markup=False, soft_wrap=True)
     if resuming:
         if gone := recreate_gone_checkpoints(experiment_dir):
             console.print(f"[{task.name}] {len(gone)} trial(s) resume from a checkpoint Ray Tune deleted "

@@ -35,7 +35,8 @@ from optuna.trial import TrialState
 from ray.tune import ExperimentAnalysis
 
 from orchestrator.moved_experiment import study_url
-from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
+from orchestrator.spaces import load_spec
+from tests.conftest import REPO, orchestrate, orchestrate_command, orchestrate_env
 from tests.mlflow_checks import assert_one_value_per_step, assert_runs_mirror_checkpoints
 
 SWEEP_NAME = "soak"
@@ -89,10 +90,8 @@ def check(workdir: Path, storage: Path, earlier: list[Path], options: argparse.N
 
 
 def metric_of(task: str) -> str:
-    from orchestrator.registry import default_space_path
-    from orchestrator.spaces import load_spec
-
-    return load_spec(default_space_path(task)).metric
+    """The target metric of a built-in task's default space."""
+    return load_spec(REPO / "search_spaces" / f"{task}.yaml").metric
 
 
 def soak_round(number: int, options: argparse.Namespace, rng: random.Random, keep: Path) -> bool:
@@ -104,11 +103,10 @@ def soak_round(number: int, options: argparse.Namespace, rng: random.Random, kee
     try:
         for kill in range(options.kills):
             delay = rng.uniform(options.min_delay, options.max_delay)
+            if signal_after(args + (["--resume"] if kill else []), workdir, delay, signum) is not None:
+                break  # it ended before the signal was due
             delays.append(round(delay, 1))
-            ended = signal_after(args + (["--resume"] if kill else []), workdir, delay, signum)
-            if ended is not None:
-                break
-            if options.move:
+            if options.move and storage.exists():  # killed before it made one: nothing to move
                 earlier.append(storage)
                 storage = workdir / f"storage-{kill + 1}"
                 shutil.move(earlier[-1], storage)
@@ -137,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the delays' and the sweeps' seed")
     parser.add_argument("--keep", type=Path, default=None, help="where rounds run [a temporary directory]")
     options = parser.parse_args(argv)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # the checks download artifacts
     keep = options.keep or Path(tempfile.mkdtemp(prefix="kill-soak-"))
     keep.mkdir(parents=True, exist_ok=True)
     rng = random.Random(options.seed)

@@ -119,6 +119,19 @@ parameters:
 """
 
 
+HELD_SWEEP = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch"]
+
+
+def held_task_space(workdir: Path, epochs: int) -> Path:
+    """Write the held task's space into workdir/search_spaces; its release directory."""
+    release = workdir / "release"
+    release.mkdir()
+    spaces = workdir / "search_spaces"
+    spaces.mkdir()
+    (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=release, epochs=epochs))
+    return release
+
+
 class HeldSweep:
     """A running sweep of tests.faults.held's task: each trial waits in its last epoch until a
     file named after it (or `all`) appears in `release`. Tune saves its experiment state every
@@ -126,13 +139,8 @@ class HeldSweep:
 
     def __init__(self, workdir: Path, epochs: int, *args: str, save_state_every_s: str | None = "120"):
         self.workdir = workdir
-        self.release = workdir / "release"
-        self.release.mkdir()
-        spaces = workdir / "search_spaces"
-        spaces.mkdir()
-        (spaces / "held_at_last_epoch.yaml").write_text(HELD_SPACE.format(release=self.release, epochs=epochs))
-        self.args = ["sweep", "--figures-of-best", "0", "--task", "tests.faults.held:held_at_last_epoch", *args,
-                     "--name", "held"]
+        self.release = held_task_space(workdir, epochs)
+        self.args = [*HELD_SWEEP, *args, "--name", "held"]
         self.experiment_dir = workdir / "ray_results" / "held" / "held_at_last_epoch"
         self.client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
         env = orchestrate_env(plugins=True)
@@ -379,3 +387,17 @@ def test_a_sweep_moved_after_a_kill_resumes_where_it_is_now_and_writes_nothing_a
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
     runs = assert_runs_mirror_checkpoints(held_sweep.client, "held_at_last_epoch", experiment_dir, "val/mean_r1")
     assert {run.data.tags["orchestrate.trial_id"] for run in runs} == tune_trials
+
+
+@pytest.mark.slow
+def test_resuming_a_sweep_that_is_not_saved_there_says_so_and_starts_it(workdir):
+    """A sweep moved without passing its new --storage, or a mistyped --name: --resume finds
+    nothing saved. It says so in one line and starts the sweep (one killed before it saved
+    anything must start), rather than starting from scratch unnoticed."""
+    (held_task_space(workdir, 1) / "all").touch()
+    result = orchestrate(*HELD_SWEEP, "--trials", "1", "--name", "elsewhere", "--resume", cwd=workdir, plugins=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment_dir = workdir / "ray_results" / "elsewhere" / "held_at_last_epoch"
+    assert (f"[held_at_last_epoch] --resume: nothing of sweep 'elsewhere' is saved in {experiment_dir}; "
+            "starting it (if it was moved, stop and pass --storage where it is now)") in result.stdout
+    assert len(ExperimentAnalysis(str(experiment_dir)).trials) == 1
