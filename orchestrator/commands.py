@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from mlflow.tracking import MlflowClient
 from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
@@ -20,6 +21,8 @@ from orchestrator.preflight import preflight_all
 from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.slot_shares import cluster_slots
 from orchestrator.tracking import open_client, open_experiment
+from orchestrator.tracking.sqlite_store import sqlite_path
+from orchestrator.tracking.sweep_run import find_sweep_run
 from orchestrator.sweep import (
     PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
     trial_resources)
@@ -43,6 +46,7 @@ def run_sweeps(
         raise UsageError("no task to sweep: pass --task NAME")
     prepared = [prepare(name, space, data_dir, options) for name in task_names]
     _check_no_earlier_sweep(prepared, options)
+    _check_resume_keeps_budget(prepared, options, tracking_uri)
     prepared = preflight_all(prepared, options.seed, console)  # writes nothing when it fails
     raise_if_ctrl_c()
     _connect_ray(address, options)
@@ -180,6 +184,40 @@ def _check_no_earlier_sweep(prepared: list[PreparedSweep], options: SweepOptions
             raise UsageError(
                 f"sweep {options.name!r} of task {one.task.name} already exists in {options.storage}; "
                 "pass --resume to continue it or choose another --name"
+            )
+
+
+def _check_resume_keeps_budget(prepared: list[PreparedSweep], options: SweepOptions, tracking_uri: str) -> None:
+    """Refuse, before anything starts, a resume that asks for another trial count or epoch
+    budget than the sweep was started with (its MLflow sweep run's params).
+
+    Ray Tune restores both: a new --trials was announced and not run (and the summary counted
+    trials "not started" that no resume would start), a new --max-epochs made the trial loop
+    and ASHA's last rung disagree on when a trial completed.
+    """
+    if not options.resume:
+        return
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.is_file():
+        return  # no store: nothing of this sweep was recorded
+    try:
+        client = MlflowClient(tracking_uri)
+        started = {}
+        for one in prepared:
+            experiment = client.get_experiment_by_name(one.task.name)
+            run = experiment and find_sweep_run(client, experiment.experiment_id, options.name)
+            if run:
+                started[one.task.name] = (one, run.data.params)
+    except Exception:  # noqa: BLE001 - an unreachable store is reported in one line when opened
+        return
+    for one, params in started.values():
+        asked = {"trials": str(options.trials), "max_epochs": str(one.max_epochs)}
+        if any(params.get(key, value) != value for key, value in asked.items()):
+            raise UsageError(
+                f"sweep {options.name!r} of task {one.task.name} was started with --trials "
+                f"{params.get('trials')} --max-epochs {params.get('max_epochs')}; a resumed sweep keeps "
+                "them (Ray Tune restores its trial count and epoch budget): resume with those, or "
+                "start a new --name"
             )
 
 

@@ -25,6 +25,7 @@ from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.mlflow_checks import (
     assert_matches_uninterrupted, assert_one_value_per_step, assert_runs_mirror_checkpoints,
     checkpoint_history, runs_of)
+from tests.test_cli_errors import assert_one_line_error
 
 TRIALS = 4
 SWEEP = ["sweep", "--figures-of-best", "0", "--task", "retrieval", "--trials", str(TRIALS), "--max-epochs", "3",
@@ -390,14 +391,26 @@ def test_a_sweep_moved_after_a_kill_resumes_where_it_is_now_and_writes_nothing_a
 
 
 @pytest.mark.slow
-def test_resuming_a_sweep_that_is_not_saved_there_says_so_and_starts_it(workdir):
+def test_resuming_a_sweep_not_saved_there_starts_it_saying_so_and_a_resume_with_another_budget_is_refused(workdir):
     """A sweep moved without passing its new --storage, or a mistyped --name: --resume finds
     nothing saved. It says so in one line and starts the sweep (one killed before it saved
-    anything must start), rather than starting from scratch unnoticed."""
+    anything must start), rather than starting from scratch unnoticed. Resumed then with
+    another --trials, it is refused in one line: Tune would run the trials it was started with."""
     (held_task_space(workdir, 1) / "all").touch()
-    result = orchestrate(*HELD_SWEEP, "--trials", "1", "--name", "elsewhere", "--resume", cwd=workdir, plugins=True)
+    args = [*HELD_SWEEP, "--name", "elsewhere", "--resume"]
+    result = orchestrate(*args, "--trials", "1", cwd=workdir, plugins=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment_dir = workdir / "ray_results" / "elsewhere" / "held_at_last_epoch"
     assert (f"[held_at_last_epoch] --resume: nothing of sweep 'elsewhere' is saved in {experiment_dir}; "
             "starting it (if it was moved, stop and pass --storage where it is now)") in result.stdout
     assert len(ExperimentAnalysis(str(experiment_dir)).trials) == 1
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    before = [(run.info.run_id, run.info.status, run.info.end_time) for run in client.search_runs(
+        [client.get_experiment_by_name("held_at_last_epoch").experiment_id])]
+    refused = orchestrate(*args, "--trials", "2", cwd=workdir, plugins=True)
+    assert_one_line_error(refused, "sweep 'elsewhere' of task held_at_last_epoch was started with --trials 1 "
+                          "--max-epochs 1; a resumed sweep keeps them")
+    after = [(run.info.run_id, run.info.status, run.info.end_time) for run in client.search_runs(
+        [client.get_experiment_by_name("held_at_last_epoch").experiment_id])]
+    assert after == before

@@ -23,6 +23,16 @@ from orchestrator.tracking.store import now_ms
 ENDS_COUNTED_BY = "trials/completed"  # logged at every end: its history length counts the ends
 
 
+def find_sweep_run(client: MlflowClient, experiment_id: str, sweep_name: str) -> Run | None:
+    """The run of the sweep called `sweep_name` in a task's experiment, if there is one."""
+    existing = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{SWEEP}` = '{sweep_name}' and tags.`{ROLE}` = 'sweep'",
+        max_results=1,
+    )
+    return existing[0] if existing else None
+
+
 class SweepRun:
     def __init__(self, client: MlflowClient, experiment_id: str, sweep_name: str, task_name: str,
                  run_tags: dict[str, str], sweep_params: dict[str, Any]):
@@ -36,12 +46,7 @@ class SweepRun:
         self.paused_seconds = 0.0
 
     def find(self) -> Run | None:
-        existing = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{SWEEP}` = '{self.sweep_name}' and tags.`{ROLE}` = 'sweep'",
-            max_results=1,
-        )
-        return existing[0] if existing else None
+        return find_sweep_run(self.client, self.experiment_id, self.sweep_name)
 
     def create(self) -> str:
         run = self.client.create_run(
