@@ -222,19 +222,21 @@ def make_searcher(space: Callable, metric: str, mode: str, *, max_epochs: int, t
     """
     options = {"gamma": top_quarter} if "gamma" in inspect.signature(
         optuna.samplers.TPESampler).parameters else {}
-    with warnings.catch_warnings():
-        # Chosen on purpose, not news for every sweep: `group` is "experimental" since Optuna
-        # 2.8, `gamma` deprecated since 4.9.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        sampler = optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            group=True,  # conditional parameters (`when:`) are modelled jointly, not at random
-            constant_liar=True,  # parallel trials do not all sample the same point
-            n_startup_trials=startup_trials(trials),
-            **options,
-        )
+    # Chosen on purpose, not news for every sweep: `group` is "experimental" since Optuna 2.8,
+    # `gamma` deprecated since 4.9. Filters for these two messages, kept for the process: the
+    # tasks of a sweep make their searchers side by side in threads, and `catch_warnings` is not
+    # thread-safe (two overlapping blocks let the zoo sweep print the `group` warning).
+    warnings.filterwarnings("ignore", message=r"Argument ``group`` is an experimental feature",
+                            category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=r"`gamma` has been deprecated", category=FutureWarning)
+    sampler = optuna.samplers.TPESampler(
+        seed=seed,
+        multivariate=True,
+        group=True,  # conditional parameters (`when:`) are modelled jointly, not at random
+        constant_liar=True,  # parallel trials do not all sample the same point
+        n_startup_trials=startup_trials(trials),
+        **options,
+    )
     storage = None
     if not is_uri(experiment_dir):
         Path(experiment_dir).mkdir(parents=True, exist_ok=True)
