@@ -40,7 +40,10 @@ def trial_runs(client: MlflowClient):
 
 
 def finished(runs):
-    return [run for run in runs if run.data.tags.get("orchestrate.status") not in (None, "running")]
+    """Trial runs that ended: their status tag says how, and MLflow closed them (the tag is
+    written first: a kill between the two leaves a run the resumed sweep closes)."""
+    return [run for run in runs if run.data.tags.get("orchestrate.status") not in (None, "running")
+            and run.info.end_time is not None]
 
 
 def epochs_logged(client: MlflowClient) -> int:
