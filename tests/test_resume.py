@@ -362,8 +362,10 @@ def test_a_sweep_killed_before_tune_first_saved_its_state_starts_anew_on_resume(
 @pytest.mark.slow
 def test_a_sweep_moved_after_a_kill_resumes_where_it_is_now_and_writes_nothing_at_the_old_path(workdir):
     """Killed, its storage moved (a larger disk, another machine), resumed with the new
-    --storage: Tune resumes a moved experiment, and the study Tune's pickled searcher held
-    pointed at the old path (the resume died in sqlite's "unable to open database file")."""
+    --storage: Tune resumes a moved experiment, but the study its pickled searcher held pointed
+    at the old path (the resume died in sqlite's "unable to open database file"), and so did
+    the storage of the third trial, sampled after the resume (it failed on Ray's "Unable to set
+    up cluster storage")."""
     held_sweep = HeldSweep(workdir, 2, "--trials", "3", "--concurrency", "1", save_state_every_s="1")
     experiment_dir, release = held_sweep.experiment_dir, held_sweep.release
     while True:  # until Tune saved a state with the first trial ended and the second held
