@@ -215,10 +215,10 @@ def test_a_trial_that_ended_after_tunes_last_saved_state_is_recorded_as_it_ended
     trial_id = saved_held()[0]
     (release / trial_id).touch()
 
-    def closed_run():
+    def closed_run():  # its status tag is written just before MLflow closes it: wait for both
         return [run for run in runs_of(client, "held_at_last_epoch", "trial")
                 if run.data.tags["orchestrate.trial_id"] == trial_id
-                and run.data.tags.get("orchestrate.status") != "running"]
+                and run.data.tags.get("orchestrate.status") != "running" and run.info.end_time is not None]
 
     while not closed_run():  # kill the driver as soon as the trial's run is closed
         assert held_sweep.running(), "the trial never ended"
