@@ -7,8 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from orchestrator.moved_experiment import study_url
 from orchestrator.searcher import FAILURE_CONSTRAINT
-from orchestrator.moved_experiment import STUDY_FILE
 from tests.conftest import REPO, orchestrate
 
 TRIALS = 6
@@ -27,7 +27,7 @@ def test_a_sweep_keeps_its_study_in_sqlite_every_trial_told_as_it_ended(workdir)
     assert sweep.returncode in (0, 1), sweep.stdout[-3000:] + sweep.stderr[-3000:]
 
     study = optuna.load_study(study_name="broken_space",
-                              storage=f"sqlite:///{workdir / 'ray_results' / 's' / 'broken_space' / STUDY_FILE}")
+                              storage=study_url(workdir / "ray_results" / "s" / "broken_space"))
     assert len(study.trials) == TRIALS
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
 
