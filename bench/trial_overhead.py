@@ -256,14 +256,14 @@ def orchestrate_times(task_name: str, space: Path, data_dir: str, storage: Path)
 
     import orchestrator.sweep
     from orchestrator.commands import run_sweeps
-    from orchestrator.sweep import SweepOptions
+    from orchestrator.sweep_input import SweepOptions, prepare_all
 
     ray.shutdown()  # run_sweeps starts its own local Ray, as the command does
     options = SweepOptions(name="overhead", trials=1, storage=str(storage), seed=0)
     real = orchestrator.sweep.run_trial
     orchestrator.sweep.run_trial = timed_run_trial  # what sweep.run hands to Tune
     try:
-        run_sweeps([task_name], space, data_dir, options,
+        run_sweeps(prepare_all([task_name], space, data_dir, options), options,
                    tracking_uri=f"sqlite:///{storage / 'mlflow.db'}", address=None,
                    console=Console(file=io.StringIO()))
     finally:

@@ -22,10 +22,10 @@ import torch
 from orchestrator.data_access import local_data_dir
 from orchestrator.outcomes import OutcomeLedger, TrialOutcome
 from orchestrator.registry import load_task
+from orchestrator.sweep_input import FIGURE_TRIALS
 from orchestrator.training import best_weights_file, read_result, seed_everything, training_device
 from orchestrator.trial_figures import TrialFigures
 
-FIGURE_TRIALS = 3  # the default: the winner and the two behind it, what a side-by-side look compares
 
 
 def draw_best_epoch(task_reference: str, data_location: str, config: dict[str, Any],

@@ -1,6 +1,8 @@
 """`orchestrate`: sweep tasks, export winners, write demo data, re-evaluate an export.
 
 User errors print one line (`error: ...`) and exit with code 2; `--debug` shows the traceback.
+Ray, MLflow and torch are imported by the command that needs them, not here: a bad flag or
+unknown task is answered before seconds of imports.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 
-from orchestrator.commands import SweepFailed
+from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE, remember_ctrl_c
 from orchestrator.data_access import LocationError
-from orchestrator.interruption import EXIT_CODE as INTERRUPTED_EXIT_CODE, SweepInterrupted, remember_ctrl_c
-from orchestrator.model_registry import RegistryError
+from orchestrator.defaults import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from orchestrator.node_check import NodeCheckFailed
 from orchestrator.registry import TaskNotFound, builtin_task_names, load_task, task_reference
 from orchestrator.spaces import SpecError
-from orchestrator.sweep import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, UsageError
-from orchestrator.tracking import TrackingUnavailable, open_client
+from orchestrator.user_errors import (
+    RegistryError, SweepFailed, SweepInterrupted, TrackingUnavailable, UsageError)
 from tasks.base import DataError
 
 app = typer.Typer(
@@ -50,6 +51,8 @@ def _task_and_tracking(task: str, tracking_uri: Optional[str]):
 
     Reading from a sqlite store that does not exist would create an empty one; refuse instead.
     """
+    from orchestrator.tracking import open_client
+
     loaded = load_task(task_reference(task))
     uri = _tracking_uri(tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
@@ -136,27 +139,29 @@ def sweep(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Run a hyperparameter sweep for each task: Optuna samples, ASHA prunes, guards stop, MLflow records."""
-    from orchestrator.commands import run_sweeps
-    from orchestrator.sweep import SweepOptions, default_sweep_name, parse_resource_per_trial
-
     if resume and not name:
         print("error: --resume needs the --name of the sweep to continue", file=sys.stderr)
         raise typer.Exit(2)
-    name = name or default_sweep_name()
 
     def body() -> None:
+        from orchestrator.sweep_input import (
+            SweepOptions, default_sweep_name, parse_resource_per_trial, prepare_all)
+
+        sweep_name = name or default_sweep_name()
         resources = dict(parse_resource_per_trial(text) for text in resource_per_trial or [])
         options = SweepOptions(
-            name=name, trials=trials, max_epochs=max_epochs,
+            name=sweep_name, trials=trials, max_epochs=max_epochs,
             storage=storage or os.environ.get("ORCHESTRATE_STORAGE") or DEFAULT_STORAGE,
             cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
             resources_per_trial=tuple(resources.items()), concurrency=concurrency,
             seed=seed, resume=resume, max_failures=max_failures, allow_data_leak=allow_data_leak,
-            debug=debug, one_at_a_time=one_at_a_time, resume_command=_resume_command(name),
+            debug=debug, one_at_a_time=one_at_a_time, resume_command=_resume_command(sweep_name),
             figures_of_best=figures_of_best,
         )
-        run_sweeps(task or builtin_task_names(), space, data_dir, options,
-                   _tracking_uri(tracking_uri), address, console)
+        prepared = prepare_all(task or builtin_task_names(), space, data_dir, options)
+        from orchestrator.commands import run_sweeps  # Ray, MLflow, torch: once the input is good
+
+        run_sweeps(prepared, options, _tracking_uri(tracking_uri), address, console)
 
     _run_reporting_errors(debug, body)
 
@@ -172,9 +177,9 @@ def best(
 ) -> None:
     """Export the best finished trial of a task from MLflow (works after Ray is gone) and register
     it as the MLflow model named after the task, alias `champion`."""
-    from orchestrator.export import NothingToExport, export_winner
-
     def body() -> None:
+        from orchestrator.export import NothingToExport, export_winner
+
         loaded, client = _task_and_tracking(task, tracking_uri)
         try:
             export = export_winner(client, loaded, out, register=not no_register)
@@ -201,9 +206,9 @@ def report(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Show a task's trials from MLflow: params, best metric, status, guard and reason."""
-    from orchestrator.report import report_table, trial_rows
-
     def body() -> None:
+        from orchestrator.report import report_table, trial_rows
+
         loaded, client = _task_and_tracking(task, tracking_uri)
         rows = trial_rows(client, loaded)
         if not rows:
@@ -223,9 +228,12 @@ def ui(
 ) -> None:
     """Start MLflow's UI on 127.0.0.1 and print the URLs of the newest sweep's trials, charts,
     sweep run and registry (Ctrl-C stops it, exit code 0)."""
-    from orchestrator.ui import run_ui
+    def body() -> None:
+        from orchestrator.ui import run_ui
 
-    _run_reporting_errors(debug, lambda: run_ui(_tracking_uri(tracking_uri), port, task, console))
+        run_ui(_tracking_uri(tracking_uri), port, task, console)
+
+    _run_reporting_errors(debug, body)
 
 
 @app.command()
@@ -238,9 +246,9 @@ def data(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Write a small demo dataset in the task's real layout (--out), or inspect a dataset (--check)."""
-    from orchestrator.data_check import inspect_dataset, report_lines
-
     def body() -> None:
+        from orchestrator.data_check import inspect_dataset, report_lines
+
         if (out is None) == (check is None):
             raise UsageError("pass either --out DIR (write the demo dataset) or --check DIR (inspect one)")
         loaded = load_task(task_reference(task))
@@ -269,9 +277,9 @@ def evaluate(
     debug: bool = typer.Option(False, help="show tracebacks"),
 ) -> None:
     """Rebuild an exported model, load model.pt and print its metrics on a split as JSON."""
-    from orchestrator.export import evaluate_export
-
     def body() -> None:
+        from orchestrator.export import evaluate_export
+
         if not (model / "model.pt").is_file() or not (model / "config.yaml").is_file():
             raise UsageError(f"--model {model}: no model.pt and config.yaml; pass an `orchestrate best` output")
         print(json.dumps(evaluate_export(model, split, data_dir), indent=2, sort_keys=True))

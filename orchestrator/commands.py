@@ -1,4 +1,5 @@
-"""`orchestrate sweep` end to end: validate every task, connect Ray, sweep each task, summarise."""
+"""`orchestrate sweep` end to end, from its prepared input (sweep_input.py): check it against
+earlier sweeps and preflight it, connect Ray, sweep each task, summarise."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from rich.console import Console
 
 from orchestrator.cluster_info import alive_nodes
 from orchestrator.concurrent_sweeps import sweep_side_by_side
-from orchestrator.interruption import SweepInterrupted, quiet_tune_interruption_logs, raise_if_ctrl_c
+from orchestrator.ctrl_c import raise_if_ctrl_c
+from orchestrator.interruption import quiet_tune_interruption_logs
 from orchestrator.local_ray import keep_on_loopback, listens_on_loopback_only
 from orchestrator.node_check import check_every_node
 from orchestrator.outcomes import stopped_by_guard
@@ -23,28 +25,22 @@ from orchestrator.slot_shares import cluster_slots
 from orchestrator.tracking import open_client, open_experiment
 from orchestrator.tracking.sqlite_store import sqlite_path
 from orchestrator.tracking.sweep_run import find_sweep_run
-from orchestrator.sweep import (
-    PreparedSweep, SweepOptions, UsageError, check_resources, place_data, prepare, run,
-    trial_resources)
+from orchestrator.sweep import place_data, run
+from orchestrator.sweep_input import PreparedSweep, SweepOptions, check_resources, trial_resources
 from orchestrator.tune_noise import quiet_tune_noise
+from orchestrator.user_errors import SweepFailed, SweepInterrupted, UsageError
 
 
 def run_sweeps(
-    task_names: list[str],
-    space: Path | None,
-    data_dir: str | None,
+    prepared: list[PreparedSweep],
     options: SweepOptions,
     tracking_uri: str,
     address: str | None,
     console: Console,
 ) -> None:
-    """Sweep the named tasks, all at once on the one Ray cluster (each its own Tune experiment)
-    or, with options.one_at_a_time, one after another; all input is checked before Ray starts."""
-    if len(task_names) > 1 and (space or data_dir):
-        raise UsageError("--space and --data-dir apply to one task; pass a single --task with them")
-    if not task_names:
-        raise UsageError("no task to sweep: pass --task NAME")
-    prepared = [prepare(name, space, data_dir, options) for name in task_names]
+    """Sweep the prepared tasks (sweep_input.prepare_all), all at once on the one Ray cluster
+    (each its own Tune experiment) or, with options.one_at_a_time, one after another; all input
+    is checked before Ray starts."""
     _check_no_earlier_sweep(prepared, options)
     _check_resume_keeps_budget(prepared, options, tracking_uri)
     prepared = preflight_all(prepared, options.seed, console)  # writes nothing when it fails
@@ -103,10 +99,6 @@ def run_sweeps(
         raise SweepInterrupted(options.resume_hint())
     if no_winner:
         raise SweepFailed("; ".join(_no_winner_text(name, ledger) for name, ledger in no_winner))
-
-
-class SweepFailed(RuntimeError):
-    """A task's sweep produced no trial that finished well; the message is one line for a user."""
 
 
 def _announce(one: PreparedSweep, options: SweepOptions, console: Console) -> None:

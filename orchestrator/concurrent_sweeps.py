@@ -29,7 +29,7 @@ from typing import Callable, Iterator, TypeVar
 
 from orchestrator.interruption import CtrlCStopsAll
 from orchestrator.slot_shares import SlotShares, share_slots, unshare_slots
-from orchestrator.sweep import UsageError
+from orchestrator.user_errors import UsageError
 
 Result = TypeVar("Result")
 JOIN_POLL_SECONDS = 0.2  # the main thread wakes this often, so a Ctrl-C is handled at once

@@ -1,14 +1,15 @@
 """The `orchestrate` console script.
 
-Loading the CLI imports Ray, MLflow and torch (seconds); a Ctrl-C in that time ends the command
-as a Ctrl-C later does (one line, exit code 130), not with a traceback of the import.
+A Ctrl-C while the CLI loads ends the command as a Ctrl-C later does (one line, exit code 130),
+not with a traceback of the import. (The commands import Ray, MLflow and torch themselves, where
+their own Ctrl-C handling applies.)
 """
 
 from __future__ import annotations
 
 import sys
 
-INTERRUPTED_EXIT_CODE = 130  # orchestrator.interruption.EXIT_CODE, which imports Ray
+from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE
 
 
 def main() -> None:

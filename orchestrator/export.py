@@ -229,7 +229,7 @@ def load_champion(task_name: str, tracking_uri: str | None = None,
     """
     import os
 
-    from orchestrator.sweep import DEFAULT_TRACKING_URI
+    from orchestrator.defaults import DEFAULT_TRACKING_URI
 
     client = MlflowClient(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     with tempfile.TemporaryDirectory() as directory:

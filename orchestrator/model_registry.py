@@ -19,15 +19,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
+from orchestrator.user_errors import RegistryError
+
 CHAMPION = "champion"
 FLAVOUR = "orchestrate"
 LOADER = "orchestrator.export:load_champion"
 MODEL_FILES = ("model.pt", "config.yaml", "metrics.json", "README.md")
 WINNER_VALUE = "orchestrate.value"  # model-version tag: the metric value it was registered for
-
-
-class RegistryError(RuntimeError):
-    """The model registry refused or is unreachable; the message is one line for a user."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from rich.console import Console
 
 from orchestrator.health import Coverage, guard_coverage
 from orchestrator.spaces import OptunaSpace
-from orchestrator.sweep import PreparedSweep, UsageError
+from orchestrator.sweep_input import PreparedSweep
+from orchestrator.user_errors import UsageError
 from tasks.base import DataError
 
 PREFLIGHT_SAMPLES = 64

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
-from orchestrator.sweep import UsageError
+from orchestrator.user_errors import UsageError
 from orchestrator.tracking import ROLE, open_client
 
 DEFAULT_PORT = 5000  # as `mlflow ui`

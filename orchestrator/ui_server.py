@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orchestrator.sweep import UsageError
+from orchestrator.user_errors import UsageError
 
 LAUNCHER_PATH = "/orchestrate-open"
 SHOW = ("trials", "charts", "sweep", "models")

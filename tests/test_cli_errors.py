@@ -1,12 +1,14 @@
 """Bad input through the real CLI: one line saying what is wrong, exit code 2, nothing written."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tasks.retrieval.data import read_index
 
-from tests.conftest import REPO, orchestrate
+from tests.conftest import REPO, orchestrate, orchestrate_env
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -26,6 +28,18 @@ def assert_nothing_written(workdir: Path, *allowed: str) -> None:
 def test_unknown_task(workdir):
     result = orchestrate("sweep", "--task", "no_such_task", cwd=workdir)
     assert_one_line_error(result, "unknown task 'no_such_task'", "retrieval")
+    assert_nothing_written(workdir)
+
+
+def test_a_mistyped_task_is_answered_before_ray_mlflow_or_torch_is_imported(workdir):
+    """Seconds of imports stand between a user and the error line otherwise (5 s here before)."""
+    probe = ("import sys\nfrom orchestrator.cli import app\n"
+             "try:\n    app(['sweep', '--task', 'no_such_task'])\nexcept SystemExit as end:\n"
+             "    print(end.code, [m for m in ('ray', 'mlflow', 'torch') if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=workdir, env=orchestrate_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    assert "unknown task 'no_such_task'" in result.stderr
     assert_nothing_written(workdir)
 
 

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 FORK_WITH_CTRL_C = """
 import logging, os, signal, sys, time
 sys.path.insert(0, {repo!r})
-from orchestrator.interruption import ctrl_c_pressed, raise_if_ctrl_c, remember_ctrl_c
+from orchestrator.ctrl_c import ctrl_c_pressed, raise_if_ctrl_c, remember_ctrl_c
 if {remember}:
     remember_ctrl_c()
 os.register_at_fork(after_in_parent=lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))

@@ -8,7 +8,8 @@ import pytest
 from orchestrator.data_access import (
     LocationError, cached_copy, join_location, local_data_dir, open_uri, publish_directory,
     unreadable_reason)
-from orchestrator.sweep import SweepOptions, UsageError, sweep_storage
+from orchestrator.sweep_input import SweepOptions, sweep_storage
+from orchestrator.user_errors import UsageError
 
 
 def make_dataset(root: Path) -> Path:

@@ -16,7 +16,7 @@ from rich.console import Console
 from orchestrator.preflight import (
     PREFLIGHT_SAMPLES, PreflightFailed, install_demo_data, preflight_all, run_preflight,
 )
-from orchestrator.sweep import SweepOptions, prepare
+from orchestrator.sweep_input import SweepOptions, prepare
 from tests import preflight_tasks
 from tests.conftest import orchestrate, orchestrate_command, orchestrate_env
 from tests.test_cli_errors import assert_nothing_written, assert_one_line_error

@@ -4,8 +4,9 @@ the cluster has that much of it."""
 
 import pytest
 
-from orchestrator.sweep import (
-    SweepOptions, UsageError, check_resources, parse_resource_per_trial, trial_resources)
+from orchestrator.sweep_input import (
+    SweepOptions, check_resources, parse_resource_per_trial, trial_resources)
+from orchestrator.user_errors import UsageError
 
 NODES = [{"CPU": 4.0, "GPU": 1.0, "slot": 2.0, "accelerator_type:A100": 1.0}, {"CPU": 8.0}]
 

@@ -12,12 +12,9 @@ from typing import Any, Callable
 from mlflow.tracking import MlflowClient
 
 from orchestrator.tracking.sqlite_store import create_whole, holds_no_runs, sqlite_path
+from orchestrator.user_errors import TrackingUnavailable
 
 RETRY_AFTER_SECONDS = 30.0
-
-
-class TrackingUnavailable(RuntimeError):
-    """The tracking store cannot be reached at start; the message is one line for a user."""
 
 
 def open_client(tracking_uri: str) -> MlflowClient:
