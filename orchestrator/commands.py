@@ -24,11 +24,12 @@ from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.slot_shares import cluster_slots
 from orchestrator.tracking import open_client, open_experiment
 from orchestrator.tracking.sqlite_store import sqlite_path
+from orchestrator.tracking.store import cause
 from orchestrator.tracking.sweep_run import find_sweep_run
 from orchestrator.sweep import place_data, run
 from orchestrator.sweep_input import PreparedSweep, SweepOptions, check_resources, trial_resources
 from orchestrator.tune_noise import quiet_tune_noise
-from orchestrator.user_errors import SweepFailed, SweepInterrupted, UsageError
+from orchestrator.user_errors import SweepFailed, SweepInterrupted, TrackingUnavailable, UsageError
 
 
 def run_sweeps(
@@ -200,8 +201,11 @@ def _check_resume_keeps_budget(prepared: list[PreparedSweep], options: SweepOpti
             run = experiment and find_sweep_run(client, experiment.experiment_id, options.name)
             if run:
                 started[one.task.name] = (one, run.data.params)
-    except Exception:  # noqa: BLE001 - an unreachable store is reported in one line when opened
-        return
+    except Exception as error:  # noqa: BLE001 - any store failure means the same to the user
+        # Said here, once: passing on would wait out the same retries again when the sweep opens it.
+        raise TrackingUnavailable(
+            f"cannot reach the MLflow tracking store {tracking_uri!r} ({cause(error)}); "
+            "check --tracking-uri or MLFLOW_TRACKING_URI") from None
     for one, params in started.values():
         asked = {"trials": str(options.trials), "max_epochs": str(one.max_epochs)}
         if any(params.get(key, value) != value for key, value in asked.items()):

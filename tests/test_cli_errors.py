@@ -149,8 +149,11 @@ def test_resource_per_trial_that_no_node_has(workdir):
     assert_nothing_written(workdir)
 
 
-def test_unreachable_tracking_server_fails_before_any_trial(workdir):
+@pytest.mark.parametrize("resume", [(), ("--name", "s", "--resume")], ids=["new", "resumed"])
+def test_unreachable_tracking_server_fails_before_any_trial(workdir, resume):
     result = orchestrate("sweep", "--task", "retrieval", "--tracking-uri", "http://127.0.0.1:9",
-                         cwd=workdir, timeout=300)
+                         *resume, cwd=workdir, timeout=300)
     assert_one_line_error(result, "cannot reach the MLflow tracking store 'http://127.0.0.1:9'")
     assert_nothing_written(workdir)
+    if resume:  # the resume's budget check reads the store first: said then, not after a preflight
+        assert "preflight" not in result.stdout, result.stdout
