@@ -7,6 +7,7 @@ their own Ctrl-C handling applies.)
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE
@@ -18,4 +19,11 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT_CODE)
-    app()
+    try:
+        app()
+    finally:
+        # Python's last collections at exit walk every object torch, Ray and MLflow made: 2.4 s
+        # of a sweep's exit on the 2-core machine, 0.4 s frozen. Nothing is lost by it: objects
+        # are still freed by reference count, and objects in cycles are never promised a
+        # finaliser at exit.
+        gc.freeze()
