@@ -3,49 +3,53 @@
 A Ctrl-C while the CLI loads ends the command as a Ctrl-C later does (one line, exit code 130),
 not with a traceback of the import. (The commands import Ray, MLflow and torch themselves, where
 their own Ctrl-C handling applies.) The command ends without the interpreter's teardown
-(`exit_without_teardown`).
+(`_end_without_teardown`).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
-import threading
 
 from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE
 
 
 def main() -> None:
+    # Registered first, so it runs last, after every other exit hook (atexit runs them in reverse).
+    atexit.register(_end_without_teardown)
     try:
         from orchestrator.cli import app
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
+        _EXIT_STATUS[0] = INTERRUPTED_EXIT_CODE
         sys.exit(INTERRUPTED_EXIT_CODE)
     try:
         app()
     except SystemExit as end:
-        exit_without_teardown(end.code)
+        _EXIT_STATUS[0] = 1 if isinstance(end.code, str) else end.code or 0  # a message is printed, 1
+        raise
+    except KeyboardInterrupt:
+        _EXIT_STATUS[0] = INTERRUPTED_EXIT_CODE
+        raise
 
 
-def exit_without_teardown(code: int | str | None) -> None:
-    """End the process as Python's exit would, less the interpreter's teardown.
+_EXIT_STATUS = [1]  # until the command says otherwise: an exception escaped it (traceback printed)
 
-    That teardown (the last garbage collections over every object torch, Ray and MLflow made)
-    took 2.4 s of a sweep's exit on the 2-core machine, and freezing the collector instead made
-    triton's bindings print leak reports. What an exit must do is done here: the threads Python
-    waits for, the atexit hooks (Ray's shutdown of its processes, logging's flush), the streams.
+
+def _end_without_teardown() -> None:
+    """End the process once Python's exit has done what it must, less the interpreter's teardown.
+
+    By the time the last exit hook runs, Python has joined the threads it waits for and run the
+    other hooks (Ray's shutdown of its processes, MLflow's). What remains, the last garbage
+    collections over every object torch, Ray and MLflow made, took 2.4 s of a sweep's exit on
+    the 2-core machine; freezing the collector instead made triton's bindings print leak reports.
     """
-    if isinstance(code, str):  # sys.exit("message"): printed, exit status 1
-        print(code, file=sys.stderr)
-        code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (`| head`): nothing more can be said
             pass
-    os._exit(code or 0)
+    os._exit(_EXIT_STATUS[0])
