@@ -43,6 +43,14 @@ def test_a_mistyped_task_is_answered_before_ray_mlflow_or_torch_is_imported(work
     assert_nothing_written(workdir)
 
 
+def test_debug_shows_the_traceback_and_the_exit_status_says_it_failed(workdir):
+    """--debug lets the error escape: Python prints its traceback, and the status survives the
+    command's exit without the interpreter's teardown (entry_point.py)."""
+    result = orchestrate("sweep", "--task", "no_such_task", "--debug", cwd=workdir)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" in result.stderr and "TaskNotFound: unknown task 'no_such_task'" in result.stderr
+
+
 def test_plugin_reference_that_does_not_import(workdir):
     result = orchestrate("sweep", "--task", "no_such_pkg.mod:task", cwd=workdir)
     assert_one_line_error(result, "cannot import module 'no_such_pkg.mod'")
