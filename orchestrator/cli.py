@@ -62,6 +62,9 @@ def _task_and_tracking(task: str, tracking_uri: Optional[str]):
 
 
 def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
+    # MLflow sets its own logger's level when it is imported, which the commands do after this:
+    # its INFO lines (e.g. creating a store's tables) would reach the terminal.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     # An unreachable tracking server should fail in seconds, not after minutes of back-off.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
