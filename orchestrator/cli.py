@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 
-from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE, remember_ctrl_c
+from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE, ctrl_c_pressed, remember_ctrl_c
 from orchestrator.data_access import LocationError
 from orchestrator.defaults import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from orchestrator.node_check import NodeCheckFailed
@@ -72,16 +72,21 @@ def _run_reporting_errors(debug: bool, body: Callable[[], None]) -> None:
     remember_ctrl_c()
     try:
         body()
-    except USER_ERRORS as error:
-        if debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        raise typer.Exit(2) from None
     except SweepFailed as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
     except SweepInterrupted:  # the summary said what was done and how to continue
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    except Exception as error:
+        # An error after a Ctrl-C is the Ctrl-C's doing: one landing in an import leaves a module
+        # half made (transformers then reports an ImportError, numpy recurses without end).
+        if ctrl_c_pressed() and not debug:
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        if debug or not isinstance(error, USER_ERRORS):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         if debug:
             raise

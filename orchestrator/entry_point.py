@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 
 from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE
@@ -25,6 +26,9 @@ def main() -> None:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         _EXIT_STATUS[0] = INTERRUPTED_EXIT_CODE
         sys.exit(INTERRUPTED_EXIT_CODE)
+    # Until a command's own handling takes over (cli._run_reporting_errors), a Ctrl-C ends it the
+    # same way; click would otherwise turn it into "Aborted!" and exit status 1.
+    signal.signal(signal.SIGINT, _interrupted_before_the_command)
     try:
         app()
     except SystemExit as end:
@@ -33,6 +37,11 @@ def main() -> None:
     except KeyboardInterrupt:
         _EXIT_STATUS[0] = INTERRUPTED_EXIT_CODE
         raise
+
+
+def _interrupted_before_the_command(signum, frame) -> None:
+    print("interrupted (Ctrl-C)", file=sys.stderr)
+    raise SystemExit(INTERRUPTED_EXIT_CODE)
 
 
 _EXIT_STATUS = [1]  # until the command says otherwise: an exception escaped it (traceback printed)

@@ -16,6 +16,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -184,3 +185,30 @@ def test_ctrl_c_while_the_command_starts_up_ends_it_in_one_line(workdir):
     output, _ = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, output[-3000:]
     assert "Traceback" not in output and "interrupted" in output, output[-3000:]
+
+
+SLOW_TO_BUILD_THE_COMMAND = """
+import sys, time, typer.main
+build = typer.main.get_command
+def slow(*args, **kwargs):  # widens the moment between the CLI's import and the command's body
+    time.sleep(3)
+    return build(*args, **kwargs)
+typer.main.get_command = slow
+sys.argv = ["orchestrate", "sweep", "--task", "retrieval", "--trials", "1"]
+from orchestrator.entry_point import main
+main()
+"""
+
+
+def test_ctrl_c_after_the_cli_loaded_and_before_the_command_ran_ends_it_in_one_line(workdir):
+    # The CLI loads in a fraction of a second now; a Ctrl-C while typer builds the command was
+    # a KeyboardInterrupt traceback (the whole suite's run of the test above hit it once).
+    sweep = subprocess.Popen([sys.executable, "-c", SLOW_TO_BUILD_THE_COMMAND], cwd=workdir,
+                             env=orchestrate_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(1.5)
+    os.killpg(sweep.pid, signal.SIGINT)
+    output, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, output[-3000:]
+    assert output.strip() == "interrupted (Ctrl-C)", output[-3000:]
