@@ -24,12 +24,12 @@ from orchestrator.progress import config_text, print_full_width, summary_table
 from orchestrator.slot_shares import cluster_slots
 from orchestrator.tracking import open_client, open_experiment
 from orchestrator.tracking.sqlite_store import sqlite_path
-from orchestrator.tracking.store import cause
+from orchestrator.tracking.store import unreachable
 from orchestrator.tracking.sweep_run import find_sweep_run
 from orchestrator.sweep import place_data, run
 from orchestrator.sweep_input import PreparedSweep, SweepOptions, check_resources, trial_resources
 from orchestrator.tune_noise import quiet_tune_noise
-from orchestrator.user_errors import SweepFailed, SweepInterrupted, TrackingUnavailable, UsageError
+from orchestrator.user_errors import SweepFailed, SweepInterrupted, UsageError
 
 
 def run_sweeps(
@@ -203,9 +203,7 @@ def _check_resume_keeps_budget(prepared: list[PreparedSweep], options: SweepOpti
                 started[one.task.name] = (one, run.data.params)
     except Exception as error:  # noqa: BLE001 - any store failure means the same to the user
         # Said here, once: passing on would wait out the same retries again when the sweep opens it.
-        raise TrackingUnavailable(
-            f"cannot reach the MLflow tracking store {tracking_uri!r} ({cause(error)}); "
-            "check --tracking-uri or MLFLOW_TRACKING_URI") from None
+        raise unreachable(tracking_uri, error) from None
     for one, params in started.values():
         asked = {"trials": str(options.trials), "max_epochs": str(one.max_epochs)}
         if any(params.get(key, value) != value for key, value in asked.items()):

@@ -20,16 +20,13 @@ from orchestrator.ctrl_c import EXIT_CODE as INTERRUPTED_EXIT_CODE
 def main() -> None:
     # Registered first, so it runs last, after every other exit hook (atexit runs them in reverse).
     atexit.register(_end_without_teardown)
-    try:
-        from orchestrator.cli import app
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        _EXIT_STATUS[0] = INTERRUPTED_EXIT_CODE
-        sys.exit(INTERRUPTED_EXIT_CODE)
-    # Until a command's own handling takes over (cli._run_reporting_errors), a Ctrl-C ends it the
-    # same way; click would otherwise turn it into "Aborted!" and exit status 1.
+    # Until a command's own handling takes over (cli._run_reporting_errors), a Ctrl-C ends it in
+    # one line: while the CLI loads (not an import's traceback), and while typer builds the
+    # command (click would turn it into "Aborted!" and exit status 1).
     signal.signal(signal.SIGINT, _interrupted_before_the_command)
     try:
+        from orchestrator.cli import app
+
         app()
     except SystemExit as end:
         _EXIT_STATUS[0] = 1 if isinstance(end.code, str) else end.code or 0  # a message is printed, 1

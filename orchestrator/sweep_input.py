@@ -107,7 +107,7 @@ def prepare(
     if spec.task is not None and spec.task != task.name:
         raise UsageError(f"{space_path}: is the search space of task {spec.task!r}, not {task.name!r}")
     # A --max-epochs under the space's grace period (a quick 1-epoch check) leaves ASHA nothing
-    # to prune: the grace period shrinks to the budget (see _scheduler).
+    # to prune: the grace period shrinks to the budget (see sweep._scheduler).
     max_epochs = options.max_epochs or spec.budget.max_epochs
 
     make_demo = False

@@ -47,10 +47,13 @@ def open_experiment(client: MlflowClient, task_name: str) -> str:
         client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
         return experiment_id
     except Exception as error:  # noqa: BLE001 - any store failure means the same to the user
-        raise TrackingUnavailable(
-            f"cannot reach the MLflow tracking store {client.tracking_uri!r} ({cause(error)}); "
-            "check --tracking-uri or MLFLOW_TRACKING_URI"
-        ) from None
+        raise unreachable(client.tracking_uri, error) from None
+
+
+def unreachable(tracking_uri: str, error: Exception) -> TrackingUnavailable:
+    """The one line for a store that could not be read or written at start."""
+    return TrackingUnavailable(f"cannot reach the MLflow tracking store {tracking_uri!r} ({cause(error)}); "
+                               "check --tracking-uri or MLFLOW_TRACKING_URI")
 
 
 def cause(error: Exception) -> str:
